@@ -82,6 +82,12 @@ from monai.utils import MetricReduction
 __all__ = ["FBetaMetric", "compute_fbeta", "PRAUCMetric", "compute_pr_auc", "FBetaScore", "PRAUC"]
 
 
+def _plain(y_pred: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate shapes; drop MetaTensor metadata, which per-image scores do not carry."""
+    _check_shapes(y_pred, y)
+    return y_pred.as_subclass(torch.Tensor), y.as_subclass(torch.Tensor)  # type: ignore[return-value]
+
+
 def _check_shapes(y_pred: torch.Tensor, y: torch.Tensor) -> None:
     if y_pred.ndim < 3:
         raise ValueError(f"y_pred should have at least 3 dimensions (batch, channel, spatial), got {y_pred.ndim}.")
@@ -119,7 +125,7 @@ def compute_fbeta(
         >>> round(compute_fbeta(p, y).item(), 4)  # 1.25 * 0.5 / (0.25 + 0.5)
         0.8333
     """
-    _check_shapes(y_pred, y)
+    y_pred, y = _plain(y_pred, y)
     if beta <= 0:
         raise ValueError(f"beta must be positive, got {beta}.")
     if not include_background:
@@ -168,11 +174,14 @@ def compute_pr_auc(y_pred: torch.Tensor, y: torch.Tensor, include_background: bo
         >>> round(compute_pr_auc(p, y).item(), 4)  # 0.5 * 1 + 0.5 * 2/3
         0.8333
     """
-    _check_shapes(y_pred, y)
+    y_pred, y = _plain(y_pred, y)
     if not include_background:
         y_pred, y = ignore_background(y_pred, y)
     b, c = y_pred.shape[:2]
-    scores = y_pred.reshape(b * c, -1).to(torch.float64)
+    scores = y_pred.reshape(b * c, -1)
+    if not torch.is_floating_point(scores):
+        scores = scores.float()
+    # sort in the input precision (ties stay ties), accumulate counts in float64
     truth = y.reshape(b * c, -1).to(torch.float64)
     n = scores.shape[1]
 

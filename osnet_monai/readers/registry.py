@@ -1,0 +1,217 @@
+"""Pick a reader by file suffix, and load any supported tomogram into one convention.
+
+``load_tomogram`` returns float32 refractive index in NIfTI/MONAI axis order, (X, Y, Z) or
+(X, Y, Z, T), with ``spacing`` in micrometres, whatever the file format. A 2D section comes back as
+(X, Y, 1) with ``is_2d=True`` so downstream code can treat it as a one-section stack.
+
+Unit conventions for formats that do not state units: NRRD/MetaImage spacing is taken as micrometres;
+NIfTI spacing is converted from the header's ``xyzt_units`` (``micron``, ``meter``; ``mm`` is honoured only
+when the result is a plausible voxel size, because ITK labels every NIfTI it writes as mm even when the
+numbers are micrometres; ``unknown`` is taken as micrometres, as MONAI writes it).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from monai.data import ITKReader, NibabelReader
+from monai.data.image_reader import ImageReader
+from monai.utils import MetaKeys
+
+from ._util import diag_affine, length_to_um, parse_medium_ri, time_to_s
+from .checks import MAX_VOXEL_UM, check_tomogram
+from .errors import InputError, input_error
+from .tcf import TCFReader
+from .tiff import TiffStackReader
+
+__all__ = ["load_tomogram", "reader_for", "register_reader", "supported_suffixes"]
+
+PathLike = str | os.PathLike
+ReaderFactory = Callable[..., ImageReader]
+
+# suffix (lower case, with the dot) -> (factory, format name used in meta["format"] and messages)
+_REGISTRY: dict[str, tuple[ReaderFactory, str]] = {}
+_FORMAT_LABEL = {"nifti": "NIfTI", "itk": "NRRD/MetaImage", "tiff": "TIFF", "tcf": "HDF5/TCF"}
+
+
+def register_reader(suffixes: str | Iterable[str], factory: ReaderFactory, format_name: str) -> None:
+    """Route files ending in ``suffixes`` (e.g. ``".nii.gz"``; matched case-insensitively) to ``factory()``.
+
+    ``factory`` is called with keyword ``default_spacing_um`` when its signature has that parameter.
+    """
+    for suffix in [suffixes] if isinstance(suffixes, str) else suffixes:
+        suffix = suffix.lower() if suffix.startswith(".") else f".{suffix.lower()}"
+        _REGISTRY[suffix] = (factory, format_name)
+
+
+register_reader((".nii", ".nii.gz"), NibabelReader, "nifti")
+register_reader((".nrrd", ".nhdr", ".mha", ".mhd"), ITKReader, "itk")
+register_reader((".tif", ".tiff"), TiffStackReader, "tiff")
+register_reader((".tcf", ".h5", ".hdf5"), TCFReader, "tcf")
+
+
+def supported_suffixes() -> tuple[str, ...]:
+    """Every registered suffix, e.g. ``(".h5", ".hdf5", ".mha", ...)``."""
+    return tuple(sorted(_REGISTRY))
+
+
+def _lookup(path: PathLike) -> tuple[ReaderFactory, str] | None:
+    name = os.path.basename(os.fspath(path)).lower()
+    # longest suffix first so ".nii.gz" wins over a hypothetical ".gz"
+    for suffix in sorted(_REGISTRY, key=len, reverse=True):
+        if name.endswith(suffix):
+            return _REGISTRY[suffix]
+    return None
+
+
+def reader_for(path: PathLike, default_spacing_um: Sequence[float] | None = None) -> ImageReader:
+    """A MONAI ``ImageReader`` instance for ``path``, chosen by suffix.
+
+    ``.nii``/``.nii.gz``: ``NibabelReader``; ``.nrrd``/``.nhdr``/``.mha``/``.mhd``: ``ITKReader``;
+    ``.tif``/``.tiff``: :class:`TiffStackReader` (given ``default_spacing_um``); ``.tcf``/``.h5``/``.hdf5``:
+    :class:`TCFReader`.
+
+    Raises:
+        InputError: the suffix is not supported.
+    """
+    found = _lookup(path)
+    if found is None:
+        raise input_error(path, f"unsupported file type; supported: {', '.join(supported_suffixes())}")
+    factory, _ = found
+    try:
+        takes_spacing = "default_spacing_um" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # builtins/extension types without a signature
+        takes_spacing = False
+    return factory(default_spacing_um=default_spacing_um) if takes_spacing else factory()
+
+
+def _format_of(path: PathLike) -> str:
+    found = _lookup(path)
+    return found[1] if found else "unknown"
+
+
+def _nifti_meta(path: str, array: np.ndarray, meta: dict) -> None:
+    """Spacing (um), time step and medium RI from a NIfTI header, following the module's unit rules."""
+    # The header as stored: MONAI's reader may rewrite pixdim (time step included) to match the affine.
+    header = nib.load(path).header
+    affine = np.asarray(meta[MetaKeys.AFFINE], dtype=np.float64)
+    r = affine.shape[0] - 1
+    spacing = np.sqrt((affine[:r, :r] ** 2).sum(axis=0))
+    space_unit, time_unit = header.get_xyzt_units()
+    factor, source = length_to_um(space_unit if space_unit != "micron" else "um"), "nifti"
+    if space_unit == "mm" and not np.all(spacing * 1e3 <= MAX_VOXEL_UM):
+        factor, source = 1.0, "nifti_assumed_um"  # ITK labels everything mm; the numbers are um
+    elif factor is None:
+        factor, source = 1.0, "nifti_assumed_um"
+    affine[:r, :] *= factor
+    meta[MetaKeys.AFFINE] = affine
+    meta["spacing"] = spacing * factor
+    meta["spacing_source"] = source
+    if array.ndim == 4:
+        dt = float(header["pixdim"][4]) * (time_to_s(time_unit) or 1.0)
+        if np.isfinite(dt) and dt > 0:
+            meta["time_step_s"] = dt
+    medium = parse_medium_ri([header["descrip"]])
+    if medium is not None:
+        meta["medium_ri"] = medium
+    meta["axes"] = "XYZTC"[: array.ndim] if array.ndim >= 3 else "XY"
+
+
+def _itk_meta(img: Any, array: np.ndarray, meta: dict) -> None:
+    """Spacing (taken as um), time step of a 4D scalar image, colour axis of vector pixels."""
+    spacing = np.asarray(meta["spacing"], dtype=np.float64)
+    colour = img.GetNumberOfComponentsPerPixel() > 1
+    n_spatial = min(len(spacing), 3)
+    meta["spacing"] = spacing[:n_spatial]
+    meta["spacing_source"] = "itk_assumed_um"
+    if not colour and array.ndim == 4 and len(spacing) == 4 and spacing[3] > 0:
+        meta["time_step_s"] = float(spacing[3])
+    base = "XYZ"[:n_spatial]
+    meta["axes"] = base + ("C" if colour else "T" * (array.ndim - n_spatial))
+    medium = parse_medium_ri(v for v in meta.values() if isinstance(v, (str, bytes)))
+    if medium is not None:
+        meta["medium_ri"] = medium
+
+
+def _promote_2d(array: np.ndarray, meta: dict, default_spacing_um: Sequence[float] | None) -> np.ndarray:
+    """(X, Y) -> (X, Y, 1) with a z spacing, so a section goes through the same code as a stack."""
+    array = array[:, :, None]
+    spacing = list(np.asarray(meta["spacing"], dtype=np.float64)[:2])
+    z = float(default_spacing_um[2]) if default_spacing_um is not None else 1.0  # z is unused for one section
+    meta["spacing"] = np.asarray([*spacing, z])
+    meta["axes"] = "XYZ" + str(meta.get("axes", "XY"))[2:]
+    return array
+
+
+def load_tomogram(
+    path: PathLike,
+    default_spacing_um: Sequence[float] | None = None,
+    check: bool = True,
+) -> tuple[np.ndarray, dict]:
+    """Read a tomogram in any supported format and return it as float32 RI with micrometre spacing.
+
+    Args:
+        path: a ``.nii``/``.nii.gz``, ``.nrrd``/``.nhdr``/``.mha``/``.mhd``, ``.tif``/``.tiff`` or
+            ``.tcf``/``.TCF``/``.h5`` file.
+        default_spacing_um: voxel size (x, y, z) for TIFFs without voxel-size metadata, and the z
+            spacing given to a 2D section.
+        check: run :func:`check_tomogram` (shape, voxel size, NaN/Inf, all-zero, RI range; uint16
+            RI x 10,000 without metadata is divided by 10,000 and flagged ``ri_scale_detected``).
+            ``False`` only casts to float32.
+
+    Returns:
+        ``(array, meta)``. ``array``: float32, (X, Y, Z) or (X, Y, Z, T); a 2D section is (X, Y, 1).
+        ``meta``: ``affine`` (4 x 4, um), ``spacing`` (x, y, z um), ``spatial_shape``,
+        ``original_channel_dim`` (-1 for 4D, ``"no_channel"`` otherwise), ``axes`` ("XYZ"/"XYZT"),
+        ``is_2d``, ``format`` ("nifti", "itk", "tiff", "tcf"), ``spacing_source``, ``filename_or_obj``,
+        ``ri_scale_detected`` (when checked), and ``time_step_s`` / ``medium_ri`` when the file gives them.
+
+    Raises:
+        InputError: one line naming the file and the problem: missing, unsupported suffix, unreadable
+            or corrupt, or failing a check.
+    """
+    path_str = os.fspath(path)
+    if not os.path.exists(path_str):
+        raise input_error(path_str, "file not found")
+    fmt = _format_of(path_str)
+    reader = reader_for(path_str, default_spacing_um=default_spacing_um)
+    try:
+        img = reader.read(path_str)
+        array, meta = reader.get_data(img)
+        array = np.asarray(array)
+        meta = dict(meta)
+        if fmt == "nifti":
+            _nifti_meta(path_str, array, meta)
+        elif fmt == "itk":
+            array = np.array(array)  # ITK hands out a view of its own buffer; own the memory
+            _itk_meta(img, array, meta)
+    except InputError:
+        raise
+    except Exception as exc:  # any library's parse/IO error means the same thing to the user
+        raise input_error(path_str, f"not a valid {_FORMAT_LABEL.get(fmt, fmt)} file (corrupt or truncated?)", exc) from exc
+
+    meta["format"] = fmt
+    meta["filename_or_obj"] = path_str
+    meta.setdefault("axes", "XYZT"[: array.ndim])
+    if array.ndim == 2:
+        array = _promote_2d(array, meta, default_spacing_um)
+    if array.ndim == 4 and array.shape[3] == 1 and str(meta["axes"]).endswith("T"):
+        array, meta["axes"] = array[..., 0], "XYZ"  # a 4D file with one time point is a volume
+        meta.pop("time_step_s", None)
+    n_spatial = min(array.ndim, 3)
+    spacing = np.asarray(meta["spacing"], dtype=np.float64)[:n_spatial]
+    meta["spacing"] = spacing
+    affine = np.asarray(meta.get(MetaKeys.AFFINE, np.eye(4)), dtype=np.float64)
+    meta[MetaKeys.AFFINE] = affine if affine.shape == (4, 4) else diag_affine(spacing)
+    meta[MetaKeys.SPATIAL_SHAPE] = np.asarray(array.shape[:n_spatial])
+    meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = -1 if array.ndim == 4 else "no_channel"
+    meta["is_2d"] = bool(array.ndim >= 3 and array.shape[2] == 1)
+
+    if check:
+        return check_tomogram(array, meta, path_str)
+    return array.astype(np.float32, copy=False), meta

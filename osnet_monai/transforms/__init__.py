@@ -1,0 +1,21 @@
+"""MONAI dictionary transforms for RI tomograms."""
+
+from __future__ import annotations
+
+from osnet_monai.transforms.elastic import PAPER_ELASTIC_PARAMS, RandPaperElasticd, paper_elastic_displacement
+from osnet_monai.transforms.intensity import (
+    DEFAULT_CONTRAST_SCALE,
+    NormalizeRId,
+    estimate_medium_ri,
+    medium_ri_from_meta,
+)
+
+__all__ = [
+    "PAPER_ELASTIC_PARAMS",
+    "RandPaperElasticd",
+    "paper_elastic_displacement",
+    "DEFAULT_CONTRAST_SCALE",
+    "NormalizeRId",
+    "estimate_medium_ri",
+    "medium_ri_from_meta",
+]

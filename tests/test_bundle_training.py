@@ -1,0 +1,121 @@
+"""End-to-end tests of bundle/configs/train.json, evaluate.json and multi_gpu_train.json on tiny data."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from monai.bundle import ConfigWorkflow
+
+from conftest import BUNDLE_CONFIGS, REPO_ROOT
+
+TRAIN = str(BUNDLE_CONFIGS / "train.json")
+TINY = {"val_interval": 1, "batch_size": 4, "roi_size": [64, 64], "num_workers": 0}
+
+
+def train_workflow(dataset, ckpt_dir, epochs, config=TRAIN, **overrides):
+    workflow = ConfigWorkflow(
+        config_file=config,
+        workflow_type="train",
+        logging_file=False,
+        dataset_dir=str(dataset),
+        ckpt_dir=str(ckpt_dir),
+        output_dir=str(ckpt_dir / "logs"),
+        **{"train#trainer#max_epochs": epochs, **TINY, **overrides},
+    )
+    workflow.initialize()
+    return workflow
+
+
+@pytest.mark.slow
+def test_train_end_to_end(ellipsoid_dataset, tmp_path):
+    workflow = train_workflow(ellipsoid_dataset, tmp_path, epochs=2)
+    assert workflow.check_properties() == []
+    workflow.run()
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    assert trainer.state.epoch == 2
+    evaluator = workflow.parser.get_parsed_content("validate#evaluator")
+    assert set(evaluator.state.metrics) == {"val_mean_dice", "val_jaccard", "val_f05", "val_pr_auc"}
+    assert all(0.0 <= v <= 1.0 for v in evaluator.state.metrics.values())
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert "down_1.gcn.branch_row_first.0.conv.weight" in state
+    assert (tmp_path / "checkpoint_last.pt").is_file()
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes(ellipsoid_dataset, tmp_path):
+    first = train_workflow(ellipsoid_dataset, tmp_path, epochs=1)
+    first.run()
+    iterations_one_epoch = first.parser.get_parsed_content("train#trainer").state.iteration
+    saved = torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)
+    assert saved["epoch"] == 1
+
+    resumed = train_workflow(ellipsoid_dataset, tmp_path, epochs=2)
+    network = resumed.parser.get_parsed_content("network")
+    resumed.run()
+    trainer = resumed.parser.get_parsed_content("train#trainer")
+    assert trainer.state.epoch == 2
+    assert trainer.state.iteration == 2 * iterations_one_epoch  # one more epoch, not two
+    assert torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)["epoch"] == 2
+    assert any(not torch.equal(p.detach(), saved["network"][n]) for n, p in network.named_parameters())
+
+
+@pytest.mark.slow
+def test_evaluate_writes_per_case_csv(ellipsoid_dataset, tmp_path):
+    train_workflow(ellipsoid_dataset, tmp_path, epochs=1).run()
+    workflow = ConfigWorkflow(
+        config_file=[TRAIN, str(BUNDLE_CONFIGS / "evaluate.json")],
+        workflow_type="train",
+        logging_file=False,
+        dataset_dir=str(ellipsoid_dataset),
+        ckpt_dir=str(tmp_path),
+        output_dir=str(tmp_path / "eval"),
+        **TINY,
+    )
+    workflow.initialize()
+    workflow.run()
+    for metric in ("val_mean_dice", "val_jaccard", "val_f05", "val_pr_auc"):
+        rows = list(csv.reader(open(tmp_path / "eval" / f"{metric}_raw.csv")))
+        names = [r[0] for r in rows[1:]]
+        assert names and all("_t" in n and "_z" in n for n in names)
+        values = [float(r[1]) for r in rows[1:]]
+        assert all(0.0 <= v <= 1.0 for v in values)
+
+
+@pytest.mark.slow
+def test_runs_from_bundle_folder_and_repo_root(ellipsoid_dataset, tmp_path):
+    """`python -m monai.bundle run training` answers from both working directories."""
+    for cwd, config in ((REPO_ROOT, "bundle/configs/train.json"), (REPO_ROOT / "bundle", "configs/train.json")):
+        out = tmp_path / cwd.name
+        cmd = [
+            sys.executable, "-m", "monai.bundle", "run", "training", "--config_file", config,
+            "--dataset_dir", str(ellipsoid_dataset), "--ckpt_dir", str(out), "--output_dir", str(out / "logs"),
+            "--train#trainer#max_epochs", "1", "--val_interval", "1", "--batch_size", "4",
+            "--roi_size", "[64, 64]", "--num_workers", "0",
+        ]
+        result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert (out / "model.pt").is_file()
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(ellipsoid_dataset, tmp_path):
+    configs = "['bundle/configs/train.json','bundle/configs/multi_gpu_train.json']"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
+        "-m", "monai.bundle", "run", "--config_file", configs,
+        "--dataset_dir", str(ellipsoid_dataset), "--ckpt_dir", str(tmp_path), "--output_dir", str(tmp_path / "logs"),
+        "--train#trainer#max_epochs", "2", "--val_interval", "1", "--batch_size", "2",
+        "--roi_size", "[64, 64]", "--num_workers", "0",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert not any(k.startswith("module.") for k in state)  # saved unwrapped, loadable without DDP
+    assert torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)["epoch"] == 2
