@@ -21,6 +21,7 @@ from .checks import (
     detect_ri_scale,
 )
 from .errors import InputError
+from .frames import FrameSource, open_frames
 from .registry import load_tomogram, reader_for, register_reader, supported_suffixes
 from .tcf import TCFInfo, TCFReader, iter_tcf_frames, read_tcf_frame, tcf_frame_count, tcf_info
 from .tiff import TiffStackReader
@@ -30,6 +31,8 @@ __all__ = [
     "RI_RANGE",
     "RI_X10000_RANGE",
     "InputError",
+    "FrameSource",
+    "open_frames",
     "TCFInfo",
     "TCFReader",
     "TiffStackReader",

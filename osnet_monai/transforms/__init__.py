@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from osnet_monai.transforms.elastic import PAPER_ELASTIC_PARAMS, RandPaperElasticd, paper_elastic_displacement
+from osnet_monai.transforms.io import LoadTomogramd
 from osnet_monai.transforms.intensity import (
     DEFAULT_CONTRAST_SCALE,
     NormalizeRId,
@@ -11,6 +12,7 @@ from osnet_monai.transforms.intensity import (
 )
 
 __all__ = [
+    "LoadTomogramd",
     "PAPER_ELASTIC_PARAMS",
     "RandPaperElasticd",
     "paper_elastic_displacement",

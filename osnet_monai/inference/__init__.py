@@ -1,0 +1,19 @@
+"""Segmenting tomograms: the frame stream, the output writer, test-time augmentation, pictures."""
+
+from __future__ import annotations
+
+from osnet_monai.inference.figures import save_overlay, save_timecourse
+from osnet_monai.inference.nifti_stream import StreamingNiftiWriter
+from osnet_monai.inference.stream import TomogramStream, list_inputs
+from osnet_monai.inference.tta import FlipTTA
+from osnet_monai.inference.writer import TomogramWriter
+
+__all__ = [
+    "FlipTTA",
+    "StreamingNiftiWriter",
+    "TomogramStream",
+    "TomogramWriter",
+    "list_inputs",
+    "save_overlay",
+    "save_timecourse",
+]

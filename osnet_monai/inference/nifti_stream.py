@@ -1,0 +1,103 @@
+"""Writing a NIfTI frame by frame, under a temporary name, renamed when complete."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+__all__ = ["StreamingNiftiWriter"]
+
+VOX_OFFSET = 352  # 348-byte header + 4-byte extension flag
+
+
+class StreamingNiftiWriter:
+    """An (X, Y, Z) or (X, Y, Z, T) NIfTI-1 written one frame at a time.
+
+    nibabel writes whole arrays; a long time-lapse would then need every frame in memory. NIfTI
+    stores voxels in Fortran order with time slowest, so each frame is one contiguous block that
+    can be appended to the (gzip) stream as it is produced.
+
+    Args:
+        path: final file name (``.nii`` or ``.nii.gz``); the data go to a hidden temporary file in
+            the same folder, renamed to ``path`` by :meth:`close` once all frames are written.
+        frame_shape: (X, Y, Z).
+        n_frames: time points; 1 writes a 3D file.
+        affine: 4 x 4 voxel-to-micrometre affine.
+        dtype: voxel type, e.g. ``np.uint8``.
+        time_step_s: seconds between frames (NIfTI ``pixdim[4]``).
+        descrip: header description (e.g. ``"medium_ri=1.3370"``).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        frame_shape: Sequence[int],
+        n_frames: int,
+        affine: np.ndarray,
+        dtype: np.dtype | type = np.uint8,
+        time_step_s: float | None = None,
+        descrip: str = "",
+    ) -> None:
+        self.path = Path(path)
+        self.frame_shape = tuple(int(s) for s in frame_shape)
+        self.n_frames = int(n_frames)
+        self.dtype = np.dtype(dtype)
+        self.written = 0
+        header = nib.Nifti1Header()
+        header.set_data_shape(self.frame_shape + ((self.n_frames,) if self.n_frames > 1 else ()))
+        header.set_data_dtype(self.dtype)
+        affine = np.asarray(affine, dtype=np.float64)
+        header.set_qform(affine, code=1)
+        header.set_sform(affine, code=1)
+        header.set_xyzt_units("micron", "sec")
+        if self.n_frames > 1 and time_step_s:
+            header["pixdim"][4] = float(time_step_s)
+        header["vox_offset"] = VOX_OFFSET
+        header["descrip"] = descrip.encode()[:79]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        raw = open(self._tmp, "wb")
+        # level 1: masks compress almost as well as at 9, several times faster
+        self._file = gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=1, mtime=0) if self.path.name.endswith(".gz") else raw
+        self._raw = raw
+        header.write_to(self._file)
+        self._file.write(b"\0" * (VOX_OFFSET - header.sizeof_hdr))
+
+    def write(self, frame: np.ndarray) -> None:
+        """Appends the next frame, shape ``frame_shape``."""
+        frame = np.asarray(frame)
+        if frame.shape != self.frame_shape:
+            raise ValueError(f"{self.path}: frame shape {frame.shape} differs from {self.frame_shape}.")
+        if self.written >= self.n_frames:
+            raise ValueError(f"{self.path}: all {self.n_frames} frames are already written.")
+        self._file.write(frame.astype(self.dtype, copy=False).tobytes(order="F"))
+        self.written += 1
+
+    def close(self) -> Path:
+        """Finishes the file and renames it to ``path``; every frame must have been written."""
+        if self.written != self.n_frames:
+            self.discard()
+            raise ValueError(f"{self.path}: {self.written} of {self.n_frames} frames written; nothing kept.")
+        self._file.close()
+        self._raw.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._tmp, 0o666 & ~umask)
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Drops the partial file."""
+        for f in (self._file, self._raw):
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001 - the file is being thrown away
+                pass
+        Path(self._tmp).unlink(missing_ok=True)

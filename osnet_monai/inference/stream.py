@@ -1,0 +1,120 @@
+"""Tomograms as a stream of frames for MONAI's evaluator: one frame in memory, bad files reported and skipped."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import IterableDataset
+
+from monai.data import MetaTensor
+
+from osnet_monai.data.datalist import file_stem
+from osnet_monai.readers import InputError, open_frames, supported_suffixes
+
+__all__ = ["list_inputs", "TomogramStream"]
+
+logger = logging.getLogger(__name__)
+
+
+def _supported(path: Path) -> bool:
+    name = path.name.lower()
+    return path.is_file() and not name.startswith(".") and any(name.endswith(s) for s in supported_suffixes())
+
+
+def list_inputs(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """The tomograms to segment, sorted: files as given, and the supported files of each folder
+    (of its ``images/`` subfolder when it has one, as the phantom engine lays data out).
+
+    Raises:
+        FileNotFoundError: a path does not exist, or nothing to segment was found.
+    """
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    found: list[str] = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            folder = entry / "images" if (entry / "images").is_dir() else entry
+            found += [str(p) for p in sorted(folder.iterdir()) if _supported(p)]
+        elif entry.exists():
+            found.append(str(entry))  # an unsupported file is reported by the stream, with the others processed
+        else:
+            raise FileNotFoundError(f"{entry}: no such file or folder.")
+    if not found:
+        raise FileNotFoundError(f"No tomograms ({', '.join(supported_suffixes())}) in {', '.join(map(str, paths))}.")
+    return found
+
+
+class TomogramStream(IterableDataset):
+    """Yields one item per frame of every input: ``{"image": MetaTensor (X, Y, Z) RI, "ri": (X, Y, Z),
+    "name", "path", "frame", "n_frames", "time_s"}`` passed through ``transform``.
+
+    A file that cannot be read, or fails a check, is logged as one line naming it, recorded in
+    :attr:`failures`, and skipped; the other files go on. Frames are read one at a time
+    (:func:`osnet_monai.readers.open_frames`), so memory does not grow with the number of frames.
+
+    Args:
+        inputs: files or folders (see :func:`list_inputs`).
+        transform: per-frame preprocessing.
+        default_spacing_um: voxel size for files without one (plain TIFF).
+        rank, world_size: take every ``world_size``-th file from ``rank`` (sharded inference).
+    """
+
+    def __init__(
+        self,
+        inputs: str | os.PathLike | Sequence[str | os.PathLike],
+        transform: Callable[[dict], dict] | None = None,
+        default_spacing_um: Sequence[float] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}.")
+        self.inputs = list_inputs(inputs)[rank::world_size]
+        self.transform = transform
+        self.default_spacing_um = default_spacing_um
+        self.failures: dict[str, str] = {}
+        self.completed: list[str] = []
+
+    def __iter__(self) -> Iterator[dict]:
+        self.failures.clear()
+        self.completed.clear()
+        for path in self.inputs:
+            try:
+                yield from self._frames(path)
+            except InputError as err:
+                self._fail(path, str(err))
+            except Exception as err:  # noqa: BLE001 - any failure of one file must not stop the others
+                self._fail(path, f"{path}: cannot be segmented ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
+
+    def _fail(self, path: str, message: str) -> None:
+        self.failures[path] = message
+        logger.error(message)
+
+    def _frames(self, path: str) -> Iterator[dict]:
+        source = open_frames(path, self.default_spacing_um)
+        for t in range(source.n_frames):
+            ri, meta = source.read(t)
+            image = MetaTensor(torch.from_numpy(ri), affine=torch.as_tensor(meta["affine"]), meta=meta)
+            item = {
+                "image": image,
+                "ri": ri,
+                "name": file_stem(path),
+                "path": path,
+                "frame": t,
+                "n_frames": source.n_frames,
+                "time_s": float(meta.get("time_s", t)),
+                "time_step_s": float(source.meta.get("time_step_s") or 0.0),
+            }
+            if meta.get("medium_ri") is not None:
+                item["medium_ri"] = float(meta["medium_ri"])
+            yield self.transform(item) if self.transform is not None else item
+        self.completed.append(path)
+
+    def raise_if_failed(self) -> None:
+        """Ends the run with a non-zero exit status when any input failed (after all were tried)."""
+        if self.failures:
+            lines = "\n".join(self.failures.values())
+            raise SystemExit(f"{len(self.failures)} of {len(self.inputs)} input(s) failed:\n{lines}")

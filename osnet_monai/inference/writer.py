@@ -1,0 +1,176 @@
+"""The evaluator handler that turns segmented frames into the user's files: masks, measurements, pictures."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from monai.utils import min_version, optional_import
+
+from osnet_monai.inference.figures import save_overlay, save_timecourse
+from osnet_monai.inference.nifti_stream import StreamingNiftiWriter
+from osnet_monai.measurements import label_nuclei, measure_nuclei, measurements_to_csv, track_nuclei
+
+Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
+
+__all__ = ["TomogramWriter"]
+
+logger = logging.getLogger(__name__)
+
+
+def _numpy(value) -> np.ndarray:
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+
+@dataclass
+class _OpenTomogram:
+    """Outputs of the tomogram being written; frames arrive in order."""
+
+    path: str
+    name: str
+    n_frames: int
+    spacing: tuple[float, float, float]
+    mask: StreamingNiftiWriter
+    prob: StreamingNiftiWriter | None
+    rows: list = field(default_factory=list)
+    previous_labels: np.ndarray | None = None
+    next_id: int = 1
+    frames_done: int = 0
+    overlay: tuple | None = None
+
+
+class TomogramWriter:
+    """Writes, for each input ``NAME``: ``NAME_nucleus.nii.gz`` (uint8, 0 background, each nucleus its
+    own id kept across frames), optionally ``NAME_prob.nii.gz``, ``NAME_measurements.csv`` (one row
+    per nucleus per frame), ``NAME_overlay.png`` and, for a series, ``NAME_timecourse.png``.
+
+    Attach to the inference evaluator (``val_handlers``); items come from
+    :class:`osnet_monai.inference.TomogramStream` after postprocessing, with ``pred`` the binary mask
+    on the input's own grid ``(1, X, Y, Z)``. Every file is written under a temporary name and
+    renamed when complete; the outputs of a file that fails part-way are discarded.
+
+    Args:
+        output_dir: folder for the outputs.
+        save_prob: also write the nucleus probability (float32).
+        refractive_increment_ml_per_g: RI increment for dry mass. Defaults to 0.19.
+        save_figures: write the PNGs.
+        pred_key, prob_key: postprocessing keys of the mask and of the probability.
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        save_prob: bool = False,
+        refractive_increment_ml_per_g: float = 0.19,
+        save_figures: bool = True,
+        pred_key: str = "pred",
+        prob_key: str = "prob",
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.save_prob = save_prob
+        self.refractive_increment = refractive_increment_ml_per_g
+        self.save_figures = save_figures
+        self.pred_key = pred_key
+        self.prob_key = prob_key
+        self.written: list[str] = []
+        self._open: _OpenTomogram | None = None
+
+    def attach(self, engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+        engine.add_event_handler(Events.COMPLETED, self.close_current)
+        engine.add_event_handler(Events.EXCEPTION_RAISED, self.discard_current)
+
+    def __call__(self, engine) -> None:
+        # postprocessing leaves the input's keys (path, frame, ri, ...) in the batch, new ones in the output
+        for batch_item, output_item in zip(engine.state.batch, engine.state.output):
+            self.write_frame({**batch_item, **output_item})
+
+    def write_frame(self, item: dict) -> None:
+        path = str(item["path"])
+        if self._open is not None and self._open.path != path:
+            self.close_current()
+        if self._open is None:
+            self._open = self._start(item)
+        current = self._open
+        mask = _numpy(item[self.pred_key])[0] > 0.5
+        labels = label_nuclei(mask, 0.0, current.spacing)
+        if current.previous_labels is not None:
+            labels = track_nuclei(current.previous_labels, labels, current.spacing, next_id=current.next_id)
+        current.next_id = max(current.next_id, int(labels.max()) + 1)
+        current.previous_labels = labels
+        current.mask.write(self._mask_dtype(labels))
+        if current.prob is not None:
+            current.prob.write(_numpy(item[self.prob_key])[0].astype(np.float32))
+        ri = _numpy(item["ri"])
+        medium = float(_numpy(item["medium_ri"]))
+        frame, time_s = int(item["frame"]), float(item["time_s"])
+        for row in measure_nuclei(labels, ri, current.spacing, medium, refractive_increment_ml_per_g=self.refractive_increment):
+            current.rows.append({"frame": frame, "time_s": time_s, **row})
+        if self.save_figures and current.overlay is None and (labels.any() or frame == current.n_frames - 1):
+            current.overlay = (ri.copy(), labels.copy(), frame)
+        current.frames_done += 1
+        if current.frames_done == current.n_frames:
+            self.close_current()
+
+    def _mask_dtype(self, labels: np.ndarray) -> np.ndarray:
+        if labels.max() > 255:
+            raise ValueError(f"{self._open.path}: more than 255 nuclei do not fit the uint8 mask.")  # type: ignore[union-attr]
+        return labels.astype(np.uint8)
+
+    def _start(self, item: dict) -> _OpenTomogram:
+        affine = _numpy(item[self.pred_key].affine)  # pred is back on the input's grid (Invertd)
+        n_frames = int(item["n_frames"])
+        frame_shape = tuple(_numpy(item[self.pred_key]).shape[1:])
+        spacing = tuple(float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
+        name = str(item["name"])
+        time_step = float(item.get("time_step_s") or 0.0) or None
+        descrip = f"medium_ri={float(_numpy(item['medium_ri'])):.4f}"
+        mask = StreamingNiftiWriter(self.output_dir / f"{name}_nucleus.nii.gz", frame_shape, n_frames, affine, np.uint8, time_step, descrip)
+        prob = None
+        if self.save_prob:
+            prob = StreamingNiftiWriter(self.output_dir / f"{name}_prob.nii.gz", frame_shape, n_frames, affine, np.float32, time_step, descrip)
+        return _OpenTomogram(str(item["path"]), name, n_frames, spacing, mask, prob)  # type: ignore[arg-type]
+
+    def close_current(self, engine=None) -> None:
+        """Finishes the current tomogram, or discards its outputs when it stopped part-way."""
+        current, self._open = self._open, None
+        if current is None:
+            return
+        if current.frames_done != current.n_frames:
+            self._discard(current)
+            return
+        outputs = [current.mask.close()]
+        if current.prob is not None:
+            outputs.append(current.prob.close())
+        stem = self.output_dir / current.name
+        outputs.append(Path(measurements_to_csv(current.rows, f"{stem}_measurements.csv")))
+        if self.save_figures:
+            if current.overlay is not None:
+                ri, labels, frame = current.overlay
+                title = f"{current.name}" + (f", frame {frame}" if current.n_frames > 1 else "")
+                save_overlay(ri, labels, current.spacing, f"{stem}_overlay.png", title)
+                outputs.append(Path(f"{stem}_overlay.png"))
+            if current.n_frames > 1:
+                save_timecourse(current.rows, f"{stem}_timecourse.png", current.name)
+                outputs.append(Path(f"{stem}_timecourse.png"))
+        self.written.append(current.path)
+        logger.info(f"{current.path}: wrote {', '.join(p.name for p in outputs)}")
+
+    def discard_current(self, engine=None, error: Exception | None = None) -> None:
+        current, self._open = self._open, None
+        if current is not None:
+            self._discard(current)
+        if error is not None:
+            raise error
+
+    @staticmethod
+    def _discard(current: _OpenTomogram) -> None:
+        current.mask.discard()
+        if current.prob is not None:
+            current.prob.discard()
+        logger.warning(f"{current.path}: stopped after {current.frames_done} of {current.n_frames} frames; no outputs kept.")
