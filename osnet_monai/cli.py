@@ -18,6 +18,8 @@ __all__ = ["main", "SUBCOMMANDS"]
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("osnet_monai.networks.summary", "print the Table 1 network family with parameter counts"),
     "phantoms": ("osnet_monai.phantoms.cli", "write synthetic ODT tomograms with nucleus labels"),
+    "segment": ("osnet_monai.inference.cli", "segment nuclei in tomograms with the bundle's model"),
+    "demo": ("osnet_monai.inference.demo", "segment a small 4D phantom series with the shipped model"),
 }
 
 

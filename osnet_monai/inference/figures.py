@@ -52,8 +52,10 @@ def save_overlay(
     sx, sy, sz = (float(s) for s in spacing_um[:3])
     zs = representative_sections(labels_xyz)
     vmin, vmax = np.percentile(ri_xyz, [1, 99.8])
-    fig, axes = plt.subplots(1, len(zs) + 1, figsize=(4 * (len(zs) + 1), 4.2))
     nx, ny, nz = ri_xyz.shape
+    with_xz = nz > 1  # a 2D section has no x-z view
+    fig, axes = plt.subplots(1, len(zs) + with_xz, figsize=(4 * (len(zs) + with_xz), 4.2), squeeze=False)
+    axes = axes[0]
     for ax, z in zip(axes, zs):
         ax.imshow(ri_xyz[:, :, z].T, cmap="gray", vmin=vmin, vmax=vmax, origin="lower", extent=(0, nx * sx, 0, ny * sy))
         if labels_xyz[:, :, z].any():
@@ -65,6 +67,11 @@ def save_overlay(
         ax.set_xlabel("x (um)")
         ax.set_ylabel("y (um)")
     mask = labels_xyz > 0
+    if not with_xz:
+        fig.suptitle(title)
+        _savefig(fig, path)
+        plt.close(fig)
+        return
     y = int(np.round(np.argwhere(mask)[:, 1].mean())) if mask.any() else ny // 2
     ax = axes[-1]
     ax.imshow(ri_xyz[:, y, :].T, cmap="gray", vmin=vmin, vmax=vmax, origin="lower", extent=(0, nx * sx, 0, nz * sz))

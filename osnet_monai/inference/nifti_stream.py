@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = ["StreamingNiftiWriter"]
 
-VOX_OFFSET = 352  # 348-byte header + 4-byte extension flag
+VOX_OFFSET = 352  # 348-byte header + 4-byte extension flag: data follow directly
 
 
 class StreamingNiftiWriter:
@@ -58,7 +58,7 @@ class StreamingNiftiWriter:
         header.set_xyzt_units("micron", "sec")
         if self.n_frames > 1 and time_step_s:
             header["pixdim"][4] = float(time_step_s)
-        header["vox_offset"] = VOX_OFFSET
+        header.set_data_offset(VOX_OFFSET)
         header["descrip"] = descrip.encode()[:79]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
@@ -67,8 +67,8 @@ class StreamingNiftiWriter:
         # level 1: masks compress almost as well as at 9, several times faster
         self._file = gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=1, mtime=0) if self.path.name.endswith(".gz") else raw
         self._raw = raw
-        header.write_to(self._file)
-        self._file.write(b"\0" * (VOX_OFFSET - header.sizeof_hdr))
+        header.write_to(self._file)  # header and extension flag
+        self._file.write(b"\0" * (VOX_OFFSET - self._file.tell()))
 
     def write(self, frame: np.ndarray) -> None:
         """Appends the next frame, shape ``frame_shape``."""

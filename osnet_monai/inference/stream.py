@@ -30,7 +30,7 @@ def list_inputs(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[
     (of its ``images/`` subfolder when it has one, as the phantom engine lays data out).
 
     Raises:
-        FileNotFoundError: a path does not exist, or nothing to segment was found.
+        FileNotFoundError: nothing to segment was found.
     """
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     found: list[str] = []
@@ -38,10 +38,8 @@ def list_inputs(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[
         if entry.is_dir():
             folder = entry / "images" if (entry / "images").is_dir() else entry
             found += [str(p) for p in sorted(folder.iterdir()) if _supported(p)]
-        elif entry.exists():
-            found.append(str(entry))  # an unsupported file is reported by the stream, with the others processed
         else:
-            raise FileNotFoundError(f"{entry}: no such file or folder.")
+            found.append(str(entry))  # a missing or unsupported file is reported by the stream; the others go on
     if not found:
         raise FileNotFoundError(f"No tomograms ({', '.join(supported_suffixes())}) in {', '.join(map(str, paths))}.")
     return found

@@ -60,6 +60,8 @@ class TomogramWriter:
         refractive_increment_ml_per_g: RI increment for dry mass. Defaults to 0.19.
         save_figures: write the PNGs.
         pred_key, prob_key: postprocessing keys of the mask and of the probability.
+        stream: the :class:`TomogramStream`; a file whose outputs cannot be written is recorded in
+            its ``failures`` (so the run exits non-zero) and the other files go on.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class TomogramWriter:
         save_figures: bool = True,
         pred_key: str = "pred",
         prob_key: str = "prob",
+        stream=None,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.save_prob = save_prob
@@ -77,8 +80,10 @@ class TomogramWriter:
         self.save_figures = save_figures
         self.pred_key = pred_key
         self.prob_key = prob_key
+        self.stream = stream
         self.written: list[str] = []
         self._open: _OpenTomogram | None = None
+        self._failed_path: str | None = None
 
     def attach(self, engine) -> None:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
@@ -88,7 +93,24 @@ class TomogramWriter:
     def __call__(self, engine) -> None:
         # postprocessing leaves the input's keys (path, frame, ri, ...) in the batch, new ones in the output
         for batch_item, output_item in zip(engine.state.batch, engine.state.output):
-            self.write_frame({**batch_item, **output_item})
+            path = str(batch_item["path"])
+            if path == self._failed_path:
+                continue
+            try:
+                self.write_frame({**batch_item, **output_item})
+            except Exception as err:  # noqa: BLE001 - one file's outputs failing must not stop the others
+                self._fail(path, err)
+
+    def _fail(self, path: str, err: Exception) -> None:
+        self._failed_path = path
+        if self._open is not None and self._open.path == path:
+            current, self._open = self._open, None
+            self._discard(current)
+        message = f"{path}: outputs could not be written ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        logger.error(message)
+        if self.stream is None:
+            raise err
+        self.stream.failures[path] = message
 
     def write_frame(self, item: dict) -> None:
         path = str(item["path"])
@@ -115,6 +137,7 @@ class TomogramWriter:
             current.overlay = (ri.copy(), labels.copy(), frame)
         current.frames_done += 1
         if current.frames_done == current.n_frames:
+            self._open = current
             self.close_current()
 
     def _mask_dtype(self, labels: np.ndarray) -> np.ndarray:
@@ -138,12 +161,21 @@ class TomogramWriter:
 
     def close_current(self, engine=None) -> None:
         """Finishes the current tomogram, or discards its outputs when it stopped part-way."""
-        current, self._open = self._open, None
+        current = self._open
         if current is None:
             return
         if current.frames_done != current.n_frames:
+            self._open = None
             self._discard(current)
             return
+        try:
+            self._finish(current)
+        except Exception as err:  # noqa: BLE001
+            self._fail(current.path, err)
+        finally:
+            self._open = None
+
+    def _finish(self, current: _OpenTomogram) -> None:
         outputs = [current.mask.close()]
         if current.prob is not None:
             outputs.append(current.prob.close())
@@ -168,9 +200,11 @@ class TomogramWriter:
         if error is not None:
             raise error
 
-    @staticmethod
-    def _discard(current: _OpenTomogram) -> None:
+    def _discard(self, current: _OpenTomogram) -> None:
         current.mask.discard()
         if current.prob is not None:
             current.prob.discard()
+        stem = self.output_dir / current.name
+        for suffix in ("_measurements.csv", "_overlay.png", "_timecourse.png"):
+            Path(f"{stem}{suffix}").unlink(missing_ok=True)
         logger.warning(f"{current.path}: stopped after {current.frames_done} of {current.n_frames} frames; no outputs kept.")

@@ -63,12 +63,13 @@ def _open_nifti(path: str) -> FrameSource:
     except Exception as exc:
         raise input_error(path, "not a valid NIfTI file (corrupt or truncated?)", exc) from exc
     n_frames = shape[3] if len(shape) == 4 else 1
+    frame_shape = shape[:3] if len(shape) >= 3 else shape + (1,)  # a 2D section is a one-section stack
     meta.update(
         {
             "format": "nifti",
             "filename_or_obj": path,
-            MetaKeys.SPATIAL_SHAPE: np.asarray(shape[:3]),
-            "is_2d": len(shape) == 3 and shape[2] == 1,
+            MetaKeys.SPATIAL_SHAPE: np.asarray(frame_shape),
+            "is_2d": frame_shape[2] == 1,
         }
     )
 
@@ -77,7 +78,8 @@ def _open_nifti(path: str) -> FrameSource:
             data = np.asarray(image.dataobj[..., t] if len(shape) == 4 else image.dataobj, dtype=np.float32)
         except Exception as exc:
             raise input_error(path, f"frame {t} cannot be read (corrupt or truncated?)", exc) from exc
-        return check_tomogram(data, _frame_meta(meta, t, n_frames), path)
+        ri, frame_meta = check_tomogram(data, _frame_meta(meta, t, n_frames), path)
+        return (ri[:, :, None] if ri.ndim == 2 else ri), frame_meta
 
     return FrameSource(path, n_frames, meta, read)
 

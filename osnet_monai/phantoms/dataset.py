@@ -1,0 +1,230 @@
+"""Data sets of synthetic tomograms on disk: NIfTI images and labels plus a MONAI datalist."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from .field import render_field
+from .io import ri_to_uint16, write_json, write_nifti, write_tcf
+from .presets import PRESETS, TRAINING_PRESETS
+
+__all__ = ["generate_dataset", "ensure_default_dataset", "DEFAULT_DATASET", "DATASET_VERSION"]
+
+DATASET_VERSION = 1
+
+#: THE default training data set: (preset, number of fields, frames per field), seed 2024.
+#: 40 3-D fields and 6 time series of 4 frames = 64 volumes, about 1,500 nucleus-containing x-y
+#: sections; cross_lab is held out.
+DEFAULT_DATASET = {
+    "name": "osnet-phantoms-default",
+    "seed": 2024,
+    "parts": [("ht2h", 26, 1), ("hx1", 14, 1), ("ht2h", 4, 4), ("hx1", 2, 4)],
+    "validation_fraction": 0.2,
+}
+
+
+def _check_args(n, frames, preset, validation_fraction) -> list[str]:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+        raise ValueError(f"frames must be a positive integer, got {frames!r}")
+    names = [preset] if isinstance(preset, str) else list(preset)
+    if not names:
+        raise ValueError("preset must name at least one preset")
+    for name in names:
+        if name not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)} (or a list of them), got {name!r}")
+    if not 0 <= validation_fraction < 1:
+        raise ValueError(f"validation_fraction must lie in [0, 1), got {validation_fraction!r}")
+    return names
+
+
+def _write_one(job: dict) -> dict:
+    """Render and write one field (runs in a worker process)."""
+    out = pathlib.Path(job["out_dir"])
+    r = render_field(job["preset"], seed=job["seed"], frames=job["frames"], index=job["index"])
+    p = r.preset
+    name = job["name"]
+    image = ri_to_uint16(r.image) if p.dtype == "uint16" else r.image.astype(np.float32)
+    write_nifti(out / "images" / f"{name}.nii.gz", image, p.voxel_size_um, p.time_step_s, p.medium_ri)
+    write_nifti(out / "labels" / f"{name}.nii.gz", r.label.astype(np.uint8), p.voxel_size_um, p.time_step_s, p.medium_ri)
+    if job["tcf"]:
+        vol = r.image if r.image.ndim == 4 else r.image[..., None]
+        zyx = np.transpose(vol, (3, 2, 1, 0))  # (T, Z, Y, X)
+        write_tcf(out / "tcf" / f"{name}.TCF", zyx, p.voxel_size_um, p.time_step_s, uint16=p.dtype == "uint16", title=name)
+    n_sections = int((r.label.reshape(r.label.shape[0], r.label.shape[1], -1).sum(axis=(0, 1)) > 0).sum())
+    return {
+        "image": f"images/{name}.nii.gz",
+        "label": f"labels/{name}.nii.gz",
+        "cell_id": name,
+        "medium_ri": round(float(p.medium_ri), 4),
+        "preset": job["preset"],
+        "frames": int(job["frames"]),
+        "nucleus_sections": n_sections,
+    }
+
+
+def _run_jobs(jobs: list[dict], workers: int) -> list[dict]:
+    if workers <= 1 or len(jobs) <= 1:
+        return [_write_one(j) for j in jobs]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_write_one, jobs))
+
+
+def _default_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _split(entries: list[dict], validation_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    n_val = int(round(len(entries) * validation_fraction))
+    if validation_fraction > 0 and len(entries) >= 2:
+        n_val = max(1, n_val)
+    n_val = min(n_val, len(entries) - 1)
+    order = np.random.default_rng(np.random.SeedSequence([int(seed), 7919])).permutation(len(entries))
+    val_idx = set(order[:n_val].tolist())
+    training = [e for i, e in enumerate(entries) if i not in val_idx]
+    validation = [e for i, e in enumerate(entries) if i in val_idx]
+    return training, validation
+
+
+def generate_dataset(
+    out_dir: str | os.PathLike,
+    n: int,
+    frames: int = 1,
+    seed: int = 0,
+    preset: str | Sequence[str] = "ht2h",
+    tcf: bool = False,
+    validation_fraction: float = 0.25,
+    *,
+    workers: int | None = None,
+    name: str = "osnet-phantoms",
+) -> pathlib.Path:
+    """Write ``n`` synthetic fields (3-D, or 4-D X, Y, Z, T when ``frames > 1``) and a MONAI datalist.
+
+    Args:
+        out_dir: destination; gets ``images/``, ``labels/``, optional ``tcf/`` and ``datalist.json``.
+        n: number of fields (files); each file is one group ``cell_id`` for grouped folds.
+        frames: time points per field.
+        seed: the data set is a pure function of (seed, presets, n, frames).
+        preset: a preset name or a list of names, cycled over the fields.
+        tcf: also write ``tcf/NAME.TCF`` (Tomocube HDF5 layout).
+        validation_fraction: share of files in the ``validation`` list (never sharing a cell_id with
+            ``training``).
+        workers: processes (default: up to 2).
+        name: the datalist's ``name``.
+
+    Returns:
+        the path of ``datalist.json``.
+    """
+    names = _check_args(n, frames, preset, validation_fraction)
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for i in range(int(n)):
+        pname = names[i % len(names)]
+        jobs.append({"out_dir": str(out), "preset": pname, "seed": int(seed), "index": i, "frames": int(frames),
+                     "tcf": bool(tcf), "name": f"{pname}-s{int(seed)}-{i:04d}"})
+    t0 = time.perf_counter()
+    entries = _run_jobs(jobs, _default_workers() if workers is None else int(workers))
+    training, validation = _split(entries, validation_fraction, seed)
+    datalist = {
+        "name": name,
+        "description": (
+            f"synthetic ODT tomograms with nucleus labels (osnet_monai.phantoms v{DATASET_VERSION}); "
+            f"{n} fields x {frames} frame(s), seed {seed}; images RI (float32) or RI x 10,000 (uint16), "
+            "labels uint8, spacing in um"
+        ),
+        "version": DATASET_VERSION,
+        "seed": int(seed),
+        "presets": sorted(set(names)),
+        "frames": int(frames),
+        "generation_seconds": round(time.perf_counter() - t0, 1),
+        "training": training,
+        "validation": validation,
+    }
+    return write_json(out / "datalist.json", datalist)
+
+
+def _is_complete(datalist_path: pathlib.Path, expected_name: str | None = None) -> bool:
+    try:
+        d = json.loads(datalist_path.read_text())
+    except (OSError, ValueError):
+        return False
+    if expected_name is not None and (d.get("name") != expected_name or d.get("version") != DATASET_VERSION):
+        return False
+    entries = d.get("training", []) + d.get("validation", [])
+    if not entries:
+        return False
+    root = datalist_path.parent
+    return all((root / e["image"]).is_file() and (root / e["label"]).is_file() for e in entries)
+
+
+def ensure_default_dataset(cache_dir: str | os.PathLike, *, workers: int | None = None) -> pathlib.Path:
+    """Return ``cache_dir/datalist.json`` of THE default training set, generating it if needed.
+
+    Idempotent: a complete data set is reused. Otherwise the set (:data:`DEFAULT_DATASET`: ht2h and
+    hx1 fields, some 4-frame time series, cross_lab held out) is written into a temporary sibling
+    folder and renamed onto ``cache_dir`` when complete.
+    """
+    cache = pathlib.Path(cache_dir)
+    target = cache / "datalist.json"
+    spec = DEFAULT_DATASET
+    if _is_complete(target, spec["name"]):
+        return target
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.mkdir()
+    try:
+        jobs = []
+        for part, (pname, count, frames) in enumerate(spec["parts"]):
+            for i in range(count):
+                jobs.append({"out_dir": str(tmp), "preset": pname, "seed": spec["seed"] + 1000 * part, "index": i,
+                             "frames": frames, "tcf": False,
+                             "name": f"{pname}-{'t' + str(frames) if frames > 1 else '3d'}-{i:03d}"})
+        t0 = time.perf_counter()
+        entries = _run_jobs(jobs, _default_workers() if workers is None else int(workers))
+        training, validation = _split(entries, spec["validation_fraction"], spec["seed"])
+        sections = sum(e["nucleus_sections"] for e in entries)
+        datalist = {
+            "name": spec["name"],
+            "description": (
+                "THE default osnet-monai training set: synthetic ODT tomograms (ht2h and hx1 presets, "
+                f"{len(entries)} files, {sections} nucleus-containing x-y sections incl. 4-frame time series); "
+                "the cross_lab preset is held out"
+            ),
+            "version": DATASET_VERSION,
+            "seed": spec["seed"],
+            "presets": sorted({p for p, _, _ in spec["parts"]}),
+            "nucleus_sections": int(sections),
+            "generation_seconds": round(time.perf_counter() - t0, 1),
+            "training": training,
+            "validation": validation,
+        }
+        write_json(tmp / "datalist.json", datalist)
+        if cache.exists():
+            if _is_complete(target, spec["name"]):  # another process finished first
+                shutil.rmtree(tmp, ignore_errors=True)
+                return target
+            # an incomplete or outdated set: move it aside, then replace it
+            old = cache.with_name(f".{cache.name}.{uuid.uuid4().hex[:8]}.old")
+            os.replace(cache, old)
+            os.replace(tmp, cache)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, cache)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+assert {p for p, _, _ in DEFAULT_DATASET["parts"]} <= set(TRAINING_PRESETS)
