@@ -1,0 +1,117 @@
+"""Model Zoo conformance of bundle/: metadata, network in/out, exports, workflow properties."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from monai.bundle import ConfigWorkflow, ckpt_export, onnx_export, verify_metadata, verify_net_in_out
+
+from osnet_monai.networks import OSNet
+from osnet_monai.phantoms import PRESETS, render_field, write_nifti
+
+from conftest import BUNDLE_CONFIGS, REPO_ROOT
+
+SCHEMA = REPO_ROOT / "tests" / "data" / "meta_schema.json"  # the Model Zoo schema, kept offline
+META = str(BUNDLE_CONFIGS / "metadata.json")
+INFERENCE = str(BUNDLE_CONFIGS / "inference.json")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    torch.save(OSNet().state_dict(), path)
+    return path
+
+
+def test_metadata_passes_the_zoo_schema():
+    verify_metadata(meta_file=META, filepath=str(SCHEMA))
+
+
+def test_metadata_has_every_schema_key_and_a_changelog_entry_for_its_version():
+    meta = json.loads(open(META).read())
+    schema = json.loads(SCHEMA.read_text())
+    assert set(schema["required"]) <= set(meta)
+    assert meta["version"] in meta["changelog"]
+    pred = meta["network_data_format"]["outputs"]["pred"]
+    assert pred["channel_def"]["1"] == "nucleus"
+    assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == ["16*n", "16*n"]
+
+
+def test_metadata_rejects_a_broken_copy(tmp_path):
+    meta = json.loads(open(META).read())
+    del meta["network_data_format"]
+    broken = tmp_path / "metadata.json"
+    broken.write_text(json.dumps(meta))
+    with pytest.raises(Exception):
+        verify_metadata(meta_file=str(broken), filepath=str(SCHEMA))
+
+
+def test_network_input_output_matches_metadata():
+    verify_net_in_out(net_id="network_def", meta_file=META, config_file=INFERENCE, n=4)
+
+
+def test_ckpt_export_torchscript_matches_eager(checkpoint, tmp_path):
+    out = tmp_path / "model.ts"
+    ckpt_export(net_id="network_def", filepath=str(out), ckpt_file=str(checkpoint), meta_file=META, config_file=INFERENCE)
+    scripted = torch.jit.load(str(out))
+    net = OSNet()
+    net.load_state_dict(torch.load(checkpoint, weights_only=True))
+    x = torch.randn(2, 1, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted.eval()(x), net.eval()(x))
+
+
+@pytest.mark.slow
+def test_onnx_export_dynamic_batch_matches_pytorch(checkpoint, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    out = tmp_path / "model.onnx"
+    onnx_export(
+        net_id="network_def", filepath=str(out), ckpt_file=str(checkpoint), meta_file=META, config_file=INFERENCE,
+        use_trace=True, input_shape=[1, 1, 224, 224],
+        converter_kwargs={"dynamic_axes": {"x": {0: "batch", 2: "height", 3: "width"}}, "input_names": ["x"], "output_names": ["pred"]},
+    )
+    session = ort.InferenceSession(str(out))
+    net = OSNet()
+    net.load_state_dict(torch.load(checkpoint, weights_only=True))
+    for shape in ((1, 1, 224, 224), (3, 1, 96, 160)):
+        x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+        with torch.no_grad():
+            expected = net.eval()(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(session.run(None, {"x": x})[0], expected, atol=1e-4)
+
+
+def test_train_workflow_properties(ellipsoid_dataset, tmp_path):
+    workflow = ConfigWorkflow(
+        config_file=str(BUNDLE_CONFIGS / "train.json"), meta_file=META, workflow_type="train", logging_file=False,
+        dataset_dir=str(ellipsoid_dataset), ckpt_dir=str(tmp_path), roi_size=[64, 64], num_workers=0,
+    )
+    workflow.initialize()
+    assert workflow.check_properties() == []
+
+
+def test_inference_workflow_properties(tmp_path, checkpoint):
+    field = render_field(PRESETS["hx1"].replace(name="t", field_shape=(64, 64, 16)), seed=0)
+    (tmp_path / "in").mkdir()
+    write_nifti(tmp_path / "in" / "a.nii.gz", field.image, (0.15, 0.15, 0.3))
+    workflow = ConfigWorkflow(
+        config_file=INFERENCE, meta_file=META, workflow_type="infer", logging_file=False,
+        dataset_dir=str(tmp_path / "in"), output_dir=str(tmp_path / "out"), ckpt_path=str(checkpoint),
+    )
+    workflow.initialize()
+    assert workflow.check_properties() == []
+
+
+def test_bundle_files_present_and_small():
+    bundle = REPO_ROOT / "bundle"
+    for required in ("configs/metadata.json", "configs/inference.json", "configs/train.json", "configs/evaluate.json",
+                     "configs/multi_gpu_train.json", "LICENSE", "docs/README.md", "docs/data_license.txt"):
+        assert (bundle / required).is_file(), required
+    tracked_large = [p for p in bundle.rglob("*") if p.is_file() and p.stat().st_size > 25 * 2**20
+                     and "cache" not in p.parts and "logs" not in p.parts and p.name != "checkpoint_last.pt"]
+    assert not tracked_large or (bundle / "large_files.yml").is_file()
