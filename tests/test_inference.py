@@ -13,7 +13,7 @@ import pytest
 import tifffile
 import torch
 
-from osnet_monai.inference import FlipTTA, StreamingNiftiWriter, TomogramStream, list_inputs
+from osnet_monai.inference import FlipTTA, SkipEmptyWindows, StreamingNiftiWriter, TomogramStream, list_inputs
 from osnet_monai.inference.cli import segment
 from osnet_monai.networks import OSNet
 from osnet_monai.phantoms import PRESETS, render_field, write_nifti, write_tcf
@@ -233,3 +233,20 @@ def test_flip_tta_is_flip_equivariant():
     with torch.no_grad():
         expected = (net(x) + net(x.flip(-1)).flip(-1) + net(x.flip(-2)).flip(-2)) / 3
         torch.testing.assert_close(tta(x), expected)
+
+
+def test_skip_empty_windows_runs_the_network_only_where_cell_is():
+    calls = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x):
+            calls.append(x.shape[0])
+            return torch.ones(x.shape[0], 1, *x.shape[2:])
+
+    x = torch.zeros(4, 1, 16, 16)
+    x[1, 0, 3:6, 3:6] = 2.0  # one window shows cell (9 of 256 pixels)
+    x[2, 0, 0, 0] = 5.0  # a single noisy pixel is not cell
+    x[3] = 0.2  # below the threshold: medium
+    out = SkipEmptyWindows(Recorder(), cell_threshold=0.3, min_fraction=0.02)(x)
+    assert calls == [1]
+    assert torch.all(out[1] == 1) and torch.all(out[[0, 2, 3]] == -20.0)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from osnet_monai.inference.figures import save_overlay, save_timecourse
 from osnet_monai.inference.nifti_stream import StreamingNiftiWriter
 from osnet_monai.inference.stream import TomogramStream, list_inputs
-from osnet_monai.inference.tta import FlipTTA
+from osnet_monai.inference.wrappers import FlipTTA, SkipEmptyWindows
 from osnet_monai.inference.writer import TomogramWriter
 
 __all__ = [
     "FlipTTA",
+    "SkipEmptyWindows",
     "StreamingNiftiWriter",
     "TomogramStream",
     "TomogramWriter",
