@@ -39,7 +39,9 @@ def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
 
 class ResumeCheckpoint:
     """Saves network, optimizer and epoch counters every ``interval`` epochs to one fixed file, and
-    resumes from it when a run starts.
+    resumes an interrupted run from it when the run starts again. A run that reached its
+    ``max_epochs`` is finished: the next run starts afresh (MONAI Label trains again and again in
+    the same bundle) and overwrites the file.
 
     MONAI's ``CheckpointSaver`` writes non-atomically (an interrupted save leaves a corrupt file)
     under a name that changes every epoch, and ``CheckpointLoader`` fails when the file does not
@@ -50,7 +52,7 @@ class ResumeCheckpoint:
         network: the trained network (DDP-wrapped or not).
         optimizer: its optimizer.
         interval: epochs between saves. Defaults to 1.
-        resume: load ``path`` at start when it exists. Defaults to True.
+        resume: load ``path`` at start when it holds an unfinished run. Defaults to True.
         save: whether this process writes (False on DDP ranks other than 0). Defaults to True.
         best_saver: the validation's key-metric ``CheckpointSaver``; its record of the best score is
             saved and restored too, so a resumed run does not replace the best model with a worse one.
@@ -88,14 +90,15 @@ class ResumeCheckpoint:
         if not self.path.is_file():
             return
         checkpoint = torch.load(self.path, map_location="cpu", weights_only=True)
+        if int(checkpoint["epoch"]) >= int(checkpoint.get("max_epochs", engine.state.max_epochs)):
+            self.logger.info(f"{self.path}: a finished run ({checkpoint['epoch']} epochs); starting afresh.")
+            return
         _unwrap(self.network).load_state_dict(checkpoint["network"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         best = self._best_checkpoint()
         if best is not None and checkpoint.get("best"):
             best.load_state_dict(checkpoint["best"])
         epoch, iteration = int(checkpoint["epoch"]), int(checkpoint["iteration"])
-        if epoch >= engine.state.max_epochs:
-            self.logger.info(f"{self.path}: already trained {epoch} of {engine.state.max_epochs} epochs.")
         engine.state.epoch, engine.state.iteration = epoch, iteration
         self.logger.info(f"Resumed from {self.path} after epoch {epoch} (iteration {iteration}).")
 
@@ -109,6 +112,7 @@ class ResumeCheckpoint:
             "optimizer": self.optimizer.state_dict(),
             "epoch": engine.state.epoch,
             "iteration": engine.state.iteration,
+            "max_epochs": engine.state.max_epochs,
         }
         best = self._best_checkpoint()
         if best is not None:

@@ -47,13 +47,26 @@ def test_train_end_to_end(ellipsoid_dataset, tmp_path):
     assert (tmp_path / "checkpoint_last.pt").is_file()
 
 
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after_first_epoch(engine):
+    raise Interrupted("power cut")
+
+
 @pytest.mark.slow
 def test_interrupted_run_resumes(ellipsoid_dataset, tmp_path):
-    first = train_workflow(ellipsoid_dataset, tmp_path, epochs=1)
-    first.run()
-    iterations_one_epoch = first.parser.get_parsed_content("train#trainer").state.iteration
+    from ignite.engine import Events
+
+    first = train_workflow(ellipsoid_dataset, tmp_path, epochs=2)
+    trainer = first.parser.get_parsed_content("train#trainer")
+    trainer.add_event_handler(Events.EPOCH_COMPLETED(once=1), interrupt_after_first_epoch)
+    with pytest.raises(Exception):
+        first.run()
+    iterations_one_epoch = trainer.state.iteration
     saved = torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)
-    assert saved["epoch"] == 1
+    assert saved["epoch"] == 1 and saved["max_epochs"] == 2
 
     resumed = train_workflow(ellipsoid_dataset, tmp_path, epochs=2)
     network = resumed.parser.get_parsed_content("network")
@@ -63,6 +76,21 @@ def test_interrupted_run_resumes(ellipsoid_dataset, tmp_path):
     assert trainer.state.iteration == 2 * iterations_one_epoch  # one more epoch, not two
     assert torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)["epoch"] == 2
     assert any(not torch.equal(p.detach(), saved["network"][n]) for n, p in network.named_parameters())
+
+
+@pytest.mark.slow
+def test_finished_run_is_not_resumed(ellipsoid_dataset, tmp_path):
+    """MONAI Label trains again in the same bundle: a finished run must not swallow the next one."""
+    from ignite.engine import Events
+
+    train_workflow(ellipsoid_dataset, tmp_path, epochs=1).run()
+    again = train_workflow(ellipsoid_dataset, tmp_path, epochs=1)
+    trainer = again.parser.get_parsed_content("train#trainer")
+    steps = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda engine: steps.append(engine.state.iteration))
+    again.run()
+    assert trainer.state.epoch == 1
+    assert steps and steps[0] == 1  # it trained a whole epoch, from the first iteration
 
 
 @pytest.mark.slow

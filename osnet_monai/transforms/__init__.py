@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from osnet_monai.transforms.elastic import PAPER_ELASTIC_PARAMS, RandPaperElasticd, paper_elastic_displacement
 from osnet_monai.transforms.io import LoadTomogramd
+from osnet_monai.transforms.spatial import SectionSpacingd
 from osnet_monai.transforms.intensity import (
     DEFAULT_CONTRAST_SCALE,
     NormalizeRId,
@@ -13,6 +14,7 @@ from osnet_monai.transforms.intensity import (
 
 __all__ = [
     "LoadTomogramd",
+    "SectionSpacingd",
     "PAPER_ELASTIC_PARAMS",
     "RandPaperElasticd",
     "paper_elastic_displacement",
