@@ -147,3 +147,31 @@ def test_ddp_two_cpu_processes(ellipsoid_dataset, tmp_path):
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in state)  # saved unwrapped, loadable without DDP
     assert torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)["epoch"] == 2
+
+
+def test_augmentation_pipeline_statistics():
+    """The config's paper augmentation: flips about half the time on each axis, zoom 1.2-1.4 then a
+    crop back to the training size, labels stay binary."""
+    from monai.bundle import ConfigParser
+    from monai.utils import set_determinism
+
+    set_determinism(seed=0)
+    parser = ConfigParser()
+    parser.read_config(TRAIN)
+    augmentation = parser.get_parsed_content("train#augmentation")
+    preprocessing = parser.get_parsed_content("train#preprocessing")
+    augmentation.set_random_state(seed=1)
+    preprocessing.set_random_state(seed=2)
+    image = torch.zeros(1, 224, 224)
+    image[0, :112, :56] = 1.0  # a block in one corner shows flips
+    label = (image > 0).to(torch.uint8)
+    flips_x = flips_y = 0
+    n = 200
+    for _ in range(n):
+        out = preprocessing(augmentation({"image": image.clone(), "label": label.clone()}))
+        assert out["image"].shape == (1, 224, 224) and out["label"].shape == (1, 224, 224)
+        assert set(torch.unique(out["label"]).tolist()) <= {0.0, 1.0}
+        mass = out["label"][0]
+        flips_x += int(mass[112:].sum() > mass[:112].sum())
+        flips_y += int(mass[:, 112:].sum() > mass[:, :112].sum())
+    assert 0.35 < flips_x / n < 0.65 and 0.35 < flips_y / n < 0.65
