@@ -250,3 +250,10 @@ def test_skip_empty_windows_runs_the_network_only_where_cell_is():
     out = SkipEmptyWindows(Recorder(), cell_threshold=0.3, min_fraction=0.02)(x)
     assert calls == [1]
     assert torch.all(out[1] == 1) and torch.all(out[[0, 2, 3]] == -20.0)
+
+
+def test_malloc_threshold_can_be_fixed_or_left_alone():
+    from osnet_monai.inference import fix_malloc_mmap_threshold
+
+    assert fix_malloc_mmap_threshold(None) is False
+    assert fix_malloc_mmap_threshold(1 << 20) is (sys.platform.startswith("linux"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from osnet_monai.inference.figures import save_overlay, save_timecourse
+from osnet_monai.inference.memory import fix_malloc_mmap_threshold
 from osnet_monai.inference.nifti_stream import StreamingNiftiWriter
 from osnet_monai.inference.stream import TomogramStream, list_inputs
 from osnet_monai.inference.wrappers import FlipTTA, SkipEmptyWindows
@@ -12,6 +13,7 @@ __all__ = [
     "FlipTTA",
     "SkipEmptyWindows",
     "StreamingNiftiWriter",
+    "fix_malloc_mmap_threshold",
     "TomogramStream",
     "TomogramWriter",
     "list_inputs",
