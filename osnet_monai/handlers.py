@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from monai.utils import min_version, optional_import
+
+from osnet_monai.atomic import atomic_output
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
@@ -17,20 +18,9 @@ __all__ = ["ResumeCheckpoint", "save_atomically"]
 
 
 def save_atomically(obj, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    """``torch.save`` under a temporary name, then rename: never a half-written checkpoint."""
+    with atomic_output(path) as tmp:
         torch.save(obj, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:

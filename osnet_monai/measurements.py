@@ -38,13 +38,14 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 from skimage import measure
+
+from osnet_monai.atomic import atomic_output
 
 __all__ = [
     "MEASUREMENT_COLUMNS",
@@ -438,21 +439,10 @@ def measurements_to_csv(rows: Iterable[Mapping[str, Any]], path: str | os.PathLi
             measurements_to_csv(rows, "nuclei.csv")
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        # mkstemp creates 0600; give the CSV the usual permissions (or those of the file it replaces)
-        os.chmod(tmp, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=MEASUREMENT_COLUMNS, restval="", extrasaction="raise")
             writer.writeheader()
             for row in rows:
                 writer.writerow(row)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path

@@ -8,6 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLE_CONFIGS = REPO_ROOT / "bundle" / "configs"
@@ -43,3 +44,14 @@ def write_ellipsoid_dataset(out: Path, n: int = 6, frames_first: int = 2, seed: 
 @pytest.fixture(scope="session")
 def ellipsoid_dataset(tmp_path_factory) -> Path:
     return write_ellipsoid_dataset(tmp_path_factory.mktemp("ellipsoids"))
+
+
+@pytest.fixture(scope="session")
+def untrained_checkpoint(tmp_path_factory) -> Path:
+    """A seeded, untrained OS-Net state dict: for tests of shapes, grids, files and exports, not accuracy."""
+    from osnet_monai.networks import OSNet
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("checkpoint") / "model.pt"
+    torch.save(OSNet().state_dict(), path)
+    return path

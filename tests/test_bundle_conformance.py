@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -21,12 +20,6 @@ META = str(BUNDLE_CONFIGS / "metadata.json")
 INFERENCE = str(BUNDLE_CONFIGS / "inference.json")
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    torch.save(OSNet().state_dict(), path)
-    return path
 
 
 def test_metadata_passes_the_zoo_schema():
@@ -56,29 +49,29 @@ def test_network_input_output_matches_metadata():
     verify_net_in_out(net_id="network_def", meta_file=META, config_file=INFERENCE, n=4)
 
 
-def test_ckpt_export_torchscript_matches_eager(checkpoint, tmp_path):
+def test_ckpt_export_torchscript_matches_eager(untrained_checkpoint, tmp_path):
     out = tmp_path / "model.ts"
-    ckpt_export(net_id="network_def", filepath=str(out), ckpt_file=str(checkpoint), meta_file=META, config_file=INFERENCE)
+    ckpt_export(net_id="network_def", filepath=str(out), ckpt_file=str(untrained_checkpoint), meta_file=META, config_file=INFERENCE)
     scripted = torch.jit.load(str(out))
     net = OSNet()
-    net.load_state_dict(torch.load(checkpoint, weights_only=True))
+    net.load_state_dict(torch.load(untrained_checkpoint, weights_only=True))
     x = torch.randn(2, 1, 64, 96)
     with torch.no_grad():
         torch.testing.assert_close(scripted.eval()(x), net.eval()(x))
 
 
 @pytest.mark.slow
-def test_onnx_export_dynamic_batch_matches_pytorch(checkpoint, tmp_path):
+def test_onnx_export_dynamic_batch_matches_pytorch(untrained_checkpoint, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     out = tmp_path / "model.onnx"
     onnx_export(
-        net_id="network_def", filepath=str(out), ckpt_file=str(checkpoint), meta_file=META, config_file=INFERENCE,
+        net_id="network_def", filepath=str(out), ckpt_file=str(untrained_checkpoint), meta_file=META, config_file=INFERENCE,
         use_trace=True, input_shape=[1, 1, 224, 224],
         converter_kwargs={"dynamic_axes": {"x": {0: "batch", 2: "height", 3: "width"}}, "input_names": ["x"], "output_names": ["pred"]},
     )
     session = ort.InferenceSession(str(out))
     net = OSNet()
-    net.load_state_dict(torch.load(checkpoint, weights_only=True))
+    net.load_state_dict(torch.load(untrained_checkpoint, weights_only=True))
     for shape in ((1, 1, 224, 224), (3, 1, 96, 160)):
         x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
         with torch.no_grad():
@@ -95,13 +88,13 @@ def test_train_workflow_properties(ellipsoid_dataset, tmp_path):
     assert workflow.check_properties() == []
 
 
-def test_inference_workflow_properties(tmp_path, checkpoint):
+def test_inference_workflow_properties(tmp_path, untrained_checkpoint):
     field = render_field(PRESETS["hx1"].replace(name="t", field_shape=(64, 64, 16)), seed=0)
     (tmp_path / "in").mkdir()
     write_nifti(tmp_path / "in" / "a.nii.gz", field.image, (0.15, 0.15, 0.3))
     workflow = ConfigWorkflow(
         config_file=INFERENCE, meta_file=META, workflow_type="infer", logging_file=False,
-        dataset_dir=str(tmp_path / "in"), output_dir=str(tmp_path / "out"), ckpt_path=str(checkpoint),
+        dataset_dir=str(tmp_path / "in"), output_dir=str(tmp_path / "out"), ckpt_path=str(untrained_checkpoint),
     )
     workflow.initialize()
     assert workflow.check_properties() == []

@@ -24,13 +24,6 @@ SPACING = (0.15, 0.15, 0.3)
 SMALL = PRESETS["hx1"].replace(name="test_small", field_shape=(96, 80, 24))
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
-    """An untrained OS-Net checkpoint: these tests check shapes, grids and files, not accuracy."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    torch.save(OSNet().state_dict(), path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +66,9 @@ def inputs(tmp_path_factory, series) -> dict[str, tuple[Path, tuple, np.ndarray]
 
 
 @pytest.fixture(scope="module")
-def segmented(inputs, model_path, tmp_path_factory):
+def segmented(inputs, untrained_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("segmented")
-    status = segment([str(p) for p, _ in inputs.values()], out, ckpt_path=str(model_path), save_prob=True)
+    status = segment([str(p) for p, _ in inputs.values()], out, ckpt_path=str(untrained_checkpoint), save_prob=True)
     return status, out
 
 
@@ -115,7 +108,7 @@ def test_no_temporary_files_left(segmented):
     assert not [p.name for p in out.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
 
 
-def test_mask_ids_follow_nuclei_and_measurements_per_frame(tmp_path, model_path, series):
+def test_mask_ids_follow_nuclei_and_measurements_per_frame(tmp_path, untrained_checkpoint, series):
     """A trained-like probability: feed the truth through the writer by thresholding the label itself."""
     image4d, label4d = series
     path = write_nifti(tmp_path / "truth_series.nii.gz", image4d, SPACING, time_step_s=60.0, medium_ri=1.337)
@@ -159,7 +152,7 @@ BAD_INPUTS = {
 
 
 @pytest.mark.slow
-def test_bad_inputs_reported_and_others_processed(tmp_path, model_path, series, capsys):
+def test_bad_inputs_reported_and_others_processed(tmp_path, untrained_checkpoint, series, capsys):
     volume = series[0][..., 0]
     folder = tmp_path / "in"
     folder.mkdir()
@@ -169,7 +162,7 @@ def test_bad_inputs_reported_and_others_processed(tmp_path, model_path, series, 
         leftover.unlink()
     write_nifti(folder / "good.nii.gz", volume, SPACING)
     out = tmp_path / "out"
-    status = segment([str(folder)], out, ckpt_path=str(model_path))
+    status = segment([str(folder)], out, ckpt_path=str(untrained_checkpoint))
     assert status == 1
     err = capsys.readouterr().err
     for name in BAD_INPUTS:
@@ -178,10 +171,10 @@ def test_bad_inputs_reported_and_others_processed(tmp_path, model_path, series, 
     assert {p.name for p in out.iterdir()} == {"good_nucleus.nii.gz", "good_measurements.csv", "good_overlay.png"}
 
 
-def test_cli_exit_status_nonzero_on_failure(tmp_path, model_path):
+def test_cli_exit_status_nonzero_on_failure(tmp_path, untrained_checkpoint):
     missing = tmp_path / "missing.nii.gz"
     result = subprocess.run(
-        [sys.executable, "-m", "osnet_monai.cli", "segment", str(missing), "-o", str(tmp_path / "o"), "--model", str(model_path)],
+        [sys.executable, "-m", "osnet_monai.cli", "segment", str(missing), "-o", str(tmp_path / "o"), "--model", str(untrained_checkpoint)],
         capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
     )
     assert result.returncode == 1

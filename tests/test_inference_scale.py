@@ -10,9 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
-from osnet_monai.networks import OSNet
 from osnet_monai.phantoms import PRESETS, render_field, write_nifti
 
 from conftest import REPO_ROOT
@@ -28,12 +26,6 @@ sys.exit(status)
 """
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    torch.save(OSNet().state_dict(), path)
-    return path
 
 
 def peak_rss_mb(image: Path, out: Path, checkpoint: Path) -> float:
@@ -46,28 +38,28 @@ def peak_rss_mb(image: Path, out: Path, checkpoint: Path) -> float:
 
 
 @pytest.mark.slow
-def test_4d_peak_memory_does_not_grow_with_frames(tmp_path, checkpoint):
+def test_4d_peak_memory_does_not_grow_with_frames(tmp_path, untrained_checkpoint):
     frame = render_field(PRESETS["hx1"].replace(name="m", field_shape=(256, 256, 40)), seed=1).image
     frame_mb = frame.nbytes / 2**20
     peaks = {}
     for frames in (2, 10):
         series = np.stack([np.roll(frame, 3 * t, axis=0) for t in range(frames)], axis=-1)
         image = write_nifti(tmp_path / f"series{frames}.nii.gz", series, SPACING, time_step_s=60.0)
-        peaks[frames] = peak_rss_mb(image, tmp_path / f"out{frames}", checkpoint)
+        peaks[frames] = peak_rss_mb(image, tmp_path / f"out{frames}", untrained_checkpoint)
         assert nib.load(tmp_path / f"out{frames}" / f"series{frames}_nucleus.nii.gz").shape[-1] == frames
     # loading the series whole would add 8 more frames (and their derived copies) to the peak
     assert peaks[10] - peaks[2] < frame_mb, (peaks, frame_mb)
 
 
 @pytest.mark.slow
-def test_torchrun_shards_files_with_identical_outputs(tmp_path, checkpoint):
+def test_torchrun_shards_files_with_identical_outputs(tmp_path, untrained_checkpoint):
     folder = tmp_path / "in"
     folder.mkdir()
     for i in range(3):
         field = render_field(PRESETS["hx1"].replace(name="s", field_shape=(96, 80, 24)), seed=i)
         write_nifti(folder / f"cell{i}.nii.gz", field.image, SPACING)
     common = ["--config_file", "bundle/configs/inference.json", "--dataset_dir", str(folder),
-              "--ckpt_path", str(checkpoint), "--save_figures", "False"]
+              "--ckpt_path", str(untrained_checkpoint), "--save_figures", "False"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = subprocess.run([sys.executable, "-m", "monai.bundle", "run", *common, "--output_dir", str(tmp_path / "single")],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=env)

@@ -4,26 +4,18 @@ volume and dry mass over time (paper Fig. 4d)."""
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
+
+from osnet_monai.atomic import atomic_output
 
 __all__ = ["representative_sections", "save_overlay", "save_timecourse"]
 
 
 def _savefig(fig, path: str | os.PathLike) -> None:
-    """Writes under a temporary name in the same folder, then renames."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
 def representative_sections(labels_xyz: np.ndarray, count: int = 3) -> list[int]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+
+from osnet_monai.atomic import publish, temporary_sibling
 
 __all__ = ["StreamingNiftiWriter"]
 
@@ -60,9 +61,7 @@ class StreamingNiftiWriter:
             header["pixdim"][4] = float(time_step_s)
         header.set_data_offset(VOX_OFFSET)
         header["descrip"] = descrip.encode()[:79]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
+        self._tmp = temporary_sibling(self.path)
         raw = open(self._tmp, "wb")
         # level 1: masks compress almost as well as at 9, several times faster
         self._file = gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=1, mtime=0) if self.path.name.endswith(".gz") else raw
@@ -87,11 +86,7 @@ class StreamingNiftiWriter:
             raise ValueError(f"{self.path}: {self.written} of {self.n_frames} frames written; nothing kept.")
         self._file.close()
         self._raw.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self._tmp, 0o666 & ~umask)
-        os.replace(self._tmp, self.path)
-        return self.path
+        return publish(self._tmp, self.path)
 
     def discard(self) -> None:
         """Drops the partial file."""
@@ -100,4 +95,4 @@ class StreamingNiftiWriter:
                 f.close()
             except Exception:  # noqa: BLE001 - the file is being thrown away
                 pass
-        Path(self._tmp).unlink(missing_ok=True)
+        self._tmp.unlink(missing_ok=True)

@@ -10,10 +10,11 @@ import gzip
 import json
 import os
 import pathlib
-import uuid
 from collections.abc import Sequence
 
 import numpy as np
+
+from osnet_monai.atomic import atomic_output
 
 __all__ = ["write_nifti", "write_tcf", "write_json", "ri_to_uint16", "MEDIUM_DESCRIP_FORMAT"]
 
@@ -21,21 +22,9 @@ __all__ = ["write_nifti", "write_tcf", "write_json", "ri_to_uint16", "MEDIUM_DES
 MEDIUM_DESCRIP_FORMAT = "medium_ri=%.4f"
 
 
-def _tmp_path(path: pathlib.Path) -> pathlib.Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-
-
 def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def ri_to_uint16(ri: np.ndarray) -> np.ndarray:
@@ -130,8 +119,7 @@ def write_tcf(
         return np.array([value], dtype=np.int64)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
+    with atomic_output(path) as tmp:
         with h5py.File(tmp, "w", track_order=True) as f:
             root = {
                 "FormatVersion": "1.4.1" if uint16 else "1.2",
@@ -172,10 +160,6 @@ def write_tcf(
                 ds.attrs["RecordingTime"] = s("2020-01-01 00:00:00.000")
                 for axis in ("X", "Y", "Z", "C"):
                     ds.attrs[f"Position{axis}"] = f64(0.0)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
