@@ -35,12 +35,13 @@ def test_sweep_writes_table1(ellipsoid_dataset, tmp_path):
         means = [float(c.split()[0]) for c in cells[1:5]]
         assert all(0.0 <= m <= 1.0 for m in means)
         assert cells[-1] == "2"
-    # a finished run is not trained again
-    metrics = tmp_path / "runs" / "OS-Net" / "fold0" / "metrics.json"
-    assert json.loads(metrics.read_text()).keys() == {"val_mean_dice", "val_jaccard", "val_f05", "val_pr_auc"}
-    metrics.write_text(json.dumps({k: 0.5 for k in json.loads(metrics.read_text())}))
+    # a finished run is not trained again: its recorded metrics are read back
+    for fold in (0, 1):
+        metrics = tmp_path / "runs" / "OS-Net" / f"fold{fold}" / "metrics.json"
+        assert json.loads(metrics.read_text()).keys() == {"val_mean_dice", "val_jaccard", "val_f05", "val_pr_auc"}
+        metrics.write_text(json.dumps({k: 0.5 for k in json.loads(metrics.read_text())}))
     assert script.main(argv) == 0
-    assert "0.5000" in out.read_text()
+    assert "| OS-Net | 0.5000 (0.0000) |" in out.read_text()
 
 
 def test_table_formats_mean_and_sd():
