@@ -250,3 +250,17 @@ def test_malloc_threshold_can_be_fixed_or_left_alone():
 
     assert fix_malloc_mmap_threshold(None) is False
     assert fix_malloc_mmap_threshold(1 << 20) is (sys.platform.startswith("linux"))
+
+
+def test_gpu_options_run_on_cpu_with_the_same_result(tmp_path, inputs):
+    """The GPU settings (AMP, channels_last, cudnn benchmark) are config values; on a CPU they must run
+    and give the default path's probabilities (AMP falls back to fp32 without CUDA)."""
+    checkpoint = REPO_ROOT / "bundle" / "models" / "model.pt"  # trained, so its output varies
+    image = str(inputs["nifti3d"][0])
+    common = dict(ckpt_path=str(checkpoint), save_prob=True, save_figures=False, skip_empty_sections=False)
+    assert segment([image], tmp_path / "default", **common) == 0
+    assert segment([image], tmp_path / "gpu", amp=True, channels_last=True, cudnn_benchmark=True, **common) == 0
+    reference = np.asarray(nib.load(tmp_path / "default" / "nifti3d_prob.nii.gz").dataobj)
+    gpu_path = np.asarray(nib.load(tmp_path / "gpu" / "nifti3d_prob.nii.gz").dataobj)
+    assert reference.std() > 1e-2  # a network whose output varies, so equality means something
+    np.testing.assert_allclose(gpu_path, reference, atol=1e-4)
