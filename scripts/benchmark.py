@@ -70,11 +70,17 @@ def flops_per_section(size: int = 448) -> int:
     return int(counter.get_total_flops())
 
 
-def inference_rate(size: int, batch: int, sections: int, repeats: int) -> float:
-    """Sections per second for OS-Net forward passes at ``size`` x ``size``, ``batch`` at a time."""
+def inference_rate(size: int, batch: int, sections: int, repeats: int, mode: str = "eager") -> float:
+    """Sections per second for OS-Net forward passes at ``size`` x ``size``, ``batch`` at a time;
+    ``mode`` "eager", "frozen" (``FrozenForInference``, inference.json on a CPU) or "compile"."""
+    from osnet_monai.inference import FrozenForInference
     from osnet_monai.networks import OSNet
 
     net = OSNet().eval()
+    if mode == "frozen":
+        net = FrozenForInference(net).eval()
+    elif mode == "compile":
+        net = torch.compile(net)
     x = torch.randn(sections, 1, size, size)
 
     def run():
@@ -85,13 +91,47 @@ def inference_rate(size: int, batch: int, sections: int, repeats: int) -> float:
     return sections / best_time(run, repeats)
 
 
-def inference_rate_subprocess(size: int, batch: int, sections: int, repeats: int, env: dict) -> float:
+def inference_rate_subprocess(
+    size: int, batch: int, sections: int, repeats: int, env: dict, mmap_threshold: int | None = None, mode: str = "eager"
+) -> float | str:
+    """``inference_rate`` in a fresh process (malloc settings only apply at process start); a failure
+    (e.g. torch.compile without a compiler) comes back as its last error line."""
     code = (
         "import sys, json; sys.path.insert(0, %r); import benchmark; "
-        "print(json.dumps(benchmark.inference_rate(%d, %d, %d, %d)))" % (str(Path(__file__).parent), size, batch, sections, repeats)
+        "from osnet_monai.inference import fix_malloc_mmap_threshold; fix_malloc_mmap_threshold(%r); "
+        "print(json.dumps(benchmark.inference_rate(%d, %d, %d, %d, %r)))"
+        % (str(Path(__file__).parent), mmap_threshold, size, batch, sections, repeats, mode)
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env})
+    if out.returncode != 0:
+        return "failed: " + (out.stderr.strip().splitlines() or ["no output"])[-1][:120]
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def cuda_rates(batch: int = 32, sections: int = 256, repeats: int = 3) -> dict[str, float]:
+    """Sections per second at 448 x 448 on the GPU: fp32, AMP (fp16 autocast), channels_last, both;
+    cudnn benchmark on, as inference.json sets it."""
+    from osnet_monai.networks import OSNet
+
+    torch.backends.cudnn.benchmark = True
+    device = torch.device("cuda")
+    rates = {}
+    for amp in (False, True):
+        for channels_last in (False, True):
+            net = OSNet().eval().to(device)
+            x = torch.randn(sections, 1, 448, 448, device=device)
+            if channels_last:
+                net, x = net.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+
+            def run():
+                with torch.inference_mode(), torch.autocast("cuda", enabled=amp):
+                    for start in range(0, sections, batch):
+                        net(x[start : start + batch])
+                torch.cuda.synchronize()
+
+            name = f"batch {batch}, {'AMP fp16' if amp else 'fp32'}{', channels_last' if channels_last else ''}"
+            rates[name] = sections / best_time(run, repeats)
+    return rates
 
 
 def slice_inferer_rate(volume_sections: int, skip_empty: bool, cell_share: float, repeats: int) -> float:
@@ -147,17 +187,65 @@ def series_end_to_end(frames_list: list[int], work: Path, checkpoint: Path) -> l
     return rows
 
 
-def training_rates(repeats: int) -> dict:
-    """Training step sections/s (forward, backward, Adam) against the augmentation pipeline's sections/s."""
+PROFILE_CODE = """
+import cProfile, inspect, json, pstats, sys
+from monai.inferers.utils import sliding_window_inference
+from monai.transforms import FillHoles, Invertd, RemoveSmallObjects
+from osnet_monai.inference import StreamingNiftiWriter, TomogramStream
+from osnet_monai.inference.cli import segment
+from osnet_monai.inference.figures import save_overlay, save_timecourse
+from osnet_monai.measurements import label_nuclei, measure_nuclei, track_nuclei
+from osnet_monai.networks import OSNet
+
+stages = {
+    "whole run (segment)": [segment],
+    "read and preprocess": [TomogramStream._frames],
+    "sliding-window inference": [sliding_window_inference],
+    "of which the network": [OSNet.forward],
+    "invert to the input grid": [Invertd.__call__],
+    "fill holes, remove small objects": [FillHoles.__call__, RemoveSmallObjects.__call__],
+    "label and track nuclei": [label_nuclei, track_nuclei],
+    "measure nuclei": [measure_nuclei],
+    "write NIfTI": [StreamingNiftiWriter.write, StreamingNiftiWriter.close],
+    "figures": [save_overlay, save_timecourse],
+}
+profile = cProfile.Profile()
+profile.runcall(segment, [sys.argv[1]], sys.argv[2], ckpt_path=sys.argv[3])
+stats = pstats.Stats(profile).stats
+def seconds(fn):
+    code = inspect.unwrap(fn).__code__
+    return sum(v[3] for (f, line, name), v in stats.items() if f == code.co_filename and line == code.co_firstlineno and name == code.co_name)
+print("RESULT", json.dumps({stage: sum(seconds(f) for f in fns) for stage, fns in stages.items()}))
+"""
+
+
+def stage_profile(image: Path, out: Path, checkpoint: Path) -> dict[str, float]:
+    """Where the end-to-end time goes: cumulative seconds per pipeline stage under cProfile."""
+    result = subprocess.run(
+        [sys.executable, "-c", PROFILE_CODE, str(image), str(out), str(checkpoint)],
+        capture_output=True, text=True, env={**os.environ, **MALLOC_ENV}, cwd=REPO,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return json.loads(result.stdout.split("RESULT")[-1])
+
+
+def training_rates(repeats: int, dataset_dir: Path) -> dict:
+    """A training step's sections/s (forward, backward, Adam at the config's batch size) against the
+    data pipeline: the augmentation alone (every section augmented, the worst case) and the config's
+    own DataLoader over phantom tomograms (its workers, 30% augmented copies)."""
     from monai.bundle import ConfigParser
 
     from osnet_monai.networks import OSNet
 
+    parser = ConfigParser()
+    parser.read_config(str(REPO / "bundle" / "configs" / "train.json"))
+    parser.update({"robust_augment": True, "dataset_dir": str(dataset_dir)})
+    batch, roi = parser["batch_size"], parser["roi_size"]
     net = OSNet()
     optimizer = torch.optim.Adam(net.parameters(), lr=5e-4, betas=(0.5, 0.999))
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    batch = 8
-    x, y = torch.randn(batch, 1, 224, 224), (torch.rand(batch, 1, 224, 224) > 0.7).float()
+    x, y = torch.randn(batch, 1, *roi), (torch.rand(batch, 1, *roi) > 0.7).float()
 
     def step():
         optimizer.zero_grad()
@@ -166,12 +254,9 @@ def training_rates(repeats: int) -> dict:
 
     step_rate = batch / best_time(step, repeats)
 
-    parser = ConfigParser()
-    parser.read_config(str(REPO / "bundle" / "configs" / "train.json"))
-    parser["robust_augment"] = True
     augmentation = parser.get_parsed_content("train#augmentation")
     preprocessing = parser.get_parsed_content("train#preprocessing")
-    section = {"image": torch.randn(1, 224, 224), "label": (torch.rand(1, 224, 224) > 0.7).to(torch.uint8)}
+    section = {"image": torch.randn(1, *roi), "label": (torch.rand(1, *roi) > 0.7).to(torch.uint8)}
     n = 64
 
     def augment():
@@ -179,40 +264,78 @@ def training_rates(repeats: int) -> dict:
             preprocessing(augmentation(dict(section)))
 
     augment_rate = n / best_time(augment, max(1, repeats // 2))
-    return {"batch": batch, "step_sections_per_s": step_rate, "augment_sections_per_s": augment_rate}
+
+    loader = parser.get_parsed_content("train#dataloader")
+    for _ in loader:  # a first epoch starts the persistent workers
+        pass
+    count, start = 0, time.perf_counter()
+    for _ in range(3):  # whole epochs, so no batch prefetched before the clock started is counted
+        for item in loader:
+            count += item["image"].shape[0]
+    loader_rate = count / (time.perf_counter() - start)
+    return {
+        "batch": batch, "roi": roi, "num_workers": parser["num_workers"], "step_sections_per_s": step_rate,
+        "augment_sections_per_s": augment_rate, "loader_sections_per_s": loader_rate,
+    }
+
+
+def _rate_cells(rate: float | str, flops: int, matmul: float) -> str:
+    if isinstance(rate, str):
+        return f"{rate} | | | | |"
+    gflops = rate * flops / 1e9
+    return f"{rate:.2f} | {1 / rate:.3f} | {gflops:.0f} | {100 * gflops / matmul:.0f}% | {PAPER_SECONDS_PER_SECTION * rate:.1f}x |"
 
 
 def write_report(results: dict, path: Path) -> None:
     r = results
-    flops = r["flops_per_section"]
+    flops, matmul = r["flops_per_section"], r["matmul_gflops"]
+    best = max(v for v in r["inference"].values() if not isinstance(v, str))
     lines = [
         "# Benchmarks",
         "",
-        f"Regenerated by `python scripts/benchmark.py{' --quick' if r['quick'] else ''}` on {r['date']}.",
+        f"Regenerated by `python scripts/benchmark.py{' --quick' if r['quick'] else ''}` on {r['date']}, "
+        "every row measured in the same run.",
         "",
         f"Machine: {r['machine']}.",
         "",
         "## Inference, OS-Net, 448 x 448 sections, CPU fp32",
         "",
         f"- fp32 matmul rate measured in this run (2048 x 2048, {torch.get_num_threads()} threads): "
-        f"**{r['matmul_gflops']:.0f} GFLOP/s**.",
+        f"**{matmul:.0f} GFLOP/s**.",
         f"- FLOPs per section (`torch.utils.flop_counter`): **{flops / 1e9:.1f} GFLOP**.",
+        f"- Best setting: **{best * flops / 1e9:.0f} GFLOP/s, {100 * best * flops / 1e9 / matmul:.0f}% of the matmul "
+        f"rate** (target: at least 50%), {PAPER_SECONDS_PER_SECTION * best:.1f}x the paper's 0.91 s per section.",
         "",
         "| setting | sections/s | s/section | achieved GFLOP/s | share of matmul rate | vs paper (0.91 s) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, rate in r["inference"].items():
-        gflops = rate * flops / 1e9
+    lines += [f"| {name} | {_rate_cells(rate, flops, matmul)}" for name, rate in r["inference"].items()]
+    lines += [
+        "",
+        "`inference.json` fixes glibc's mmap threshold at 1 MB (`malloc_mmap_threshold`) so that a long "
+        "series' peak memory stays flat; the rows above price that choice against glibc's default and "
+        "against raised thresholds (environment variables, set before the process starts).",
+        "",
+        "## GPU",
+        "",
+    ]
+    if r["cuda"]:
+        lines += [f"Card: {torch.cuda.get_device_name(0)}.", "", "| setting | sections/s |", "|---|---:|"]
+        lines += [f"| {name} | {rate:.1f} |" for name, rate in r["cuda"].items()]
+    else:
         lines.append(
-            f"| {name} | {rate:.2f} | {1 / rate:.3f} | {gflops:.0f} | {100 * gflops / r['matmul_gflops']:.0f}% | "
-            f"{PAPER_SECONDS_PER_SECTION * rate:.1f}x |"
+            "No GPU on this machine. The CUDA settings are config values of `inference.json` (`amp`, "
+            "`channels_last`, `cudnn_benchmark`) and `train.json` (`amp`); `tests/test_inference.py` runs "
+            "them on the CPU and checks the result equals the default path. On a GPU this section lists "
+            "fp32, AMP and channels_last rates."
         )
     lines += [
         "",
         "## Skipping sections with no cell",
         "",
-        "A 448 x 448 x 64 stack through MONAI's `SliceInferer` (sw_batch_size 8, malloc thresholds as set "
-        "for this process), with the share of sections that show cell as in the default phantoms:",
+        "A 448 x 448 x Z stack through MONAI's `SliceInferer` (sw_batch_size 8), with the share of "
+        "sections that show cell as given; `SkipEmptyWindows` runs the network only on windows with "
+        "cell (anything above the medium's RI):",
         "",
         "| sections with cell | without skipping (sections/s) | with `SkipEmptyWindows` (sections/s) | speed-up |",
         "|---:|---:|---:|---:|",
@@ -223,8 +346,7 @@ def write_report(results: dict, path: Path) -> None:
         "",
         "## 4D series end to end (read, segment, write, measure)",
         "",
-        "`osnet-monai segment` on an ht2h series (448 x 448 x 64 per frame), malloc thresholds raised, "
-        "one process per row:",
+        "`osnet-monai segment` on an ht2h series (448 x 448 x 64 per frame), figures on, one process per row:",
         "",
         "| frames | wall time (s) | s/frame | peak RSS (MB) |",
         "|---:|---:|---:|---:|",
@@ -232,29 +354,36 @@ def write_report(results: dict, path: Path) -> None:
     for row in r["series"]:
         lines.append(f"| {row['frames']} | {row['seconds']:.1f} | {row['seconds'] / row['frames']:.1f} | {row['peak_rss_mb']:.0f} |")
     first, last = r["series"][0], r["series"][-1]
+    growth = (last["peak_rss_mb"] - first["peak_rss_mb"]) / (last["frames"] - first["frames"])
+    frame_mb = np.prod(first["shape"]) * 4 / 2**20
     lines += [
         "",
         f"Peak RSS from {first['frames']} to {last['frames']} frames: {first['peak_rss_mb']:.0f} -> "
-        f"{last['peak_rss_mb']:.0f} MB (one frame of float32 RI is "
-        f"{np.prod(first['shape']) * 4 / 2**20:.0f} MB): frames are streamed, memory stays flat.",
+        f"{last['peak_rss_mb']:.0f} MB, {growth:.1f} MB per added frame against {frame_mb:.0f} MB for one "
+        f"float32 frame: {'flat, frames are streamed' if growth < 0.25 * frame_mb else 'NOT flat'}.",
+        "",
+        f"Where the time goes (cProfile, cumulative seconds, the {r['profile_frames']}-frame series; stages nest):",
+        "",
+        "| stage | seconds | share of the run |",
+        "|---|---:|---:|",
+    ]
+    total = r["profile"]["whole run (segment)"]
+    lines += [f"| {stage} | {sec:.1f} | {100 * sec / total:.0f}% |" for stage, sec in r["profile"].items()]
+    t = r["training"]
+    ratio_aug = t["augment_sections_per_s"] / t["step_sections_per_s"]
+    ratio_loader = t["loader_sections_per_s"] / t["step_sections_per_s"]
+    lines += [
         "",
         "## Training",
         "",
-        f"- Training step (forward, backward, Adam), batch {r['training']['batch']} at 224 x 224: "
-        f"**{r['training']['step_sections_per_s']:.1f} sections/s**.",
-        f"- Augmentation pipeline (paper elastic, flips, zoom-crop, robust intensity transforms, crop), "
-        f"one process: **{r['training']['augment_sections_per_s']:.0f} sections/s**, "
-        f"{r['training']['augment_sections_per_s'] / r['training']['step_sections_per_s']:.1f}x what the step consumes "
-        "(target: at least 3x). Only 30% of an epoch's items are augmented copies, and volumes are cached once "
-        "by `SectionDataset`.",
-        "",
-        "## Levers",
-        "",
-        "- glibc malloc thresholds (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`): compare the two "
-        "batched rows above.",
-        "- Batching: the per-section loop row against the batched rows.",
-        "- channels_last, bf16 autocast and torch.compile were reported not to help (or to fail in backward) "
-        "on this CPU; not enabled.",
+        f"- Training step (forward, backward, Adam), batch {t['batch']} at {t['roi'][0]} x {t['roi'][1]}: "
+        f"**{t['step_sections_per_s']:.1f} sections/s**.",
+        f"- Augmentation alone (paper elastic, flips, zoom-crop, robust intensity transforms), every "
+        f"section augmented, one process: **{t['augment_sections_per_s']:.0f} sections/s**, {ratio_aug:.1f}x "
+        "what the step consumes.",
+        f"- The config's DataLoader ({t['num_workers']} workers, sections cached by `SectionDataset`, "
+        f"30% augmented copies): **{t['loader_sections_per_s']:.0f} sections/s**, {ratio_loader:.1f}x the step "
+        f"(target: at least 3x): {'met' if ratio_loader >= 3 else 'NOT met'}.",
     ]
     path.write_text("\n".join(lines) + "\n")
 
@@ -271,12 +400,29 @@ def main(argv: list[str] | None = None) -> int:
     results["matmul_gflops"] = matmul_gflops()
     results["flops_per_section"] = flops_per_section()
     print(f"matmul {results['matmul_gflops']:.0f} GFLOP/s; {results['flops_per_section'] / 1e9:.1f} GFLOP/section", flush=True)
+    batch = 16  # inference.json's sw_batch_size
+    one_mb = 1 << 20
     results["inference"] = {
-        "per-section loop (batch 1), default malloc": inference_rate_subprocess(448, 1, sections // 2, repeats, {}),
-        "batched (8), default malloc": inference_rate_subprocess(448, 8, sections, repeats, {}),
-        "batched (8), malloc thresholds raised": inference_rate_subprocess(448, 8, sections, repeats, MALLOC_ENV),
+        "per-section loop (batch 1), eager, glibc default malloc": inference_rate_subprocess(448, 1, sections // 2, repeats, {}),
+        f"batched ({batch}), eager, glibc default malloc": inference_rate_subprocess(448, batch, sections, repeats, {}),
+        f"batched ({batch}), eager, mmap threshold fixed at 1 MB": inference_rate_subprocess(
+            448, batch, sections, repeats, {}, mmap_threshold=one_mb
+        ),
+        f"batched ({batch}), eager, malloc thresholds raised": inference_rate_subprocess(448, batch, sections, repeats, MALLOC_ENV),
+        f"batched ({batch}), frozen graph, mmap threshold 1 MB (inference.json on a CPU)": inference_rate_subprocess(
+            448, batch, sections, repeats, {}, mmap_threshold=one_mb, mode="frozen"
+        ),
+        f"batched ({batch}), frozen graph, malloc thresholds raised": inference_rate_subprocess(
+            448, batch, sections, repeats, MALLOC_ENV, mode="frozen"
+        ),
     }
+    if not args.quick:
+        results["inference"][f"batched ({batch}), torch.compile (after its cold compile), thresholds raised"] = (
+            inference_rate_subprocess(448, batch, sections, repeats, MALLOC_ENV, mode="compile")
+        )
     print(json.dumps(results["inference"]), flush=True)
+    results["matmul_gflops"] = max(results["matmul_gflops"], matmul_gflops())  # the yardstick at its best
+    results["cuda"] = cuda_rates() if torch.cuda.is_available() else {}
     z = 16 if args.quick else 32
     results["skip_empty"] = {
         share: (slice_inferer_rate(z, False, share, 1), slice_inferer_rate(z, True, share, 1)) for share in (0.5,)
@@ -284,14 +430,19 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(results["skip_empty"]), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         from osnet_monai.networks import OSNet
+        from osnet_monai.phantoms import generate_dataset
 
         checkpoint = REPO / "bundle" / "models" / "model.pt"
         if not checkpoint.is_file():
             checkpoint = Path(tmp) / "model.pt"
             torch.save(OSNet().state_dict(), checkpoint)
         results["series"] = series_end_to_end([1, 3] if args.quick else [2, 4, 8], Path(tmp), checkpoint)
-    print(json.dumps(results["series"]), flush=True)
-    results["training"] = training_rates(repeats)
+        print(json.dumps(results["series"]), flush=True)
+        results["profile_frames"] = results["series"][0]["frames"]
+        results["profile"] = stage_profile(Path(tmp) / f"series_{results['series'][0]['frames']}.nii.gz", Path(tmp) / "profiled", checkpoint)
+        print(json.dumps(results["profile"]), flush=True)
+        generate_dataset(Path(tmp) / "phantoms", n=3, frames=1, seed=5, preset="ht2h")
+        results["training"] = training_rates(repeats, Path(tmp) / "phantoms")
     print(json.dumps(results["training"]), flush=True)
     write_report(results, Path(args.out))
     print(f"wrote {args.out}")

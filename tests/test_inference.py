@@ -13,7 +13,7 @@ import pytest
 import tifffile
 import torch
 
-from osnet_monai.inference import FlipTTA, SkipEmptyWindows, StreamingNiftiWriter, TomogramStream, list_inputs
+from osnet_monai.inference import FlipTTA, FrozenForInference, SkipEmptyWindows, StreamingNiftiWriter, TomogramStream, list_inputs
 from osnet_monai.inference.cli import segment
 from osnet_monai.networks import OSNet
 from osnet_monai.phantoms import PRESETS, render_field, write_nifti, write_tcf
@@ -253,14 +253,34 @@ def test_malloc_threshold_can_be_fixed_or_left_alone():
 
 
 def test_gpu_options_run_on_cpu_with_the_same_result(tmp_path, inputs):
-    """The GPU settings (AMP, channels_last, cudnn benchmark) are config values; on a CPU they must run
-    and give the default path's probabilities (AMP falls back to fp32 without CUDA)."""
+    """The GPU settings (AMP, channels_last, cudnn benchmark, eager network) are config values; on a CPU
+    they must run and give the default path's (frozen graph) probabilities (AMP falls back to fp32
+    without CUDA)."""
     checkpoint = REPO_ROOT / "bundle" / "models" / "model.pt"  # trained, so its output varies
     image = str(inputs["nifti3d"][0])
     common = dict(ckpt_path=str(checkpoint), save_prob=True, save_figures=False, skip_empty_sections=False)
     assert segment([image], tmp_path / "default", **common) == 0
-    assert segment([image], tmp_path / "gpu", amp=True, channels_last=True, cudnn_benchmark=True, **common) == 0
+    assert segment([image], tmp_path / "gpu", amp=True, channels_last=True, cudnn_benchmark=True, optimize_cpu_inference=False, **common) == 0
     reference = np.asarray(nib.load(tmp_path / "default" / "nifti3d_prob.nii.gz").dataobj)
     gpu_path = np.asarray(nib.load(tmp_path / "gpu" / "nifti3d_prob.nii.gz").dataobj)
     assert reference.std() > 1e-2  # a network whose output varies, so equality means something
     np.testing.assert_allclose(gpu_path, reference, atol=1e-4)
+
+
+def test_frozen_network_matches_eager_and_follows_new_weights():
+    torch.manual_seed(0)
+    net = OSNet().eval()
+    frozen = FrozenForInference(net).eval()
+    x = torch.randn(2, 1, 64, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(frozen(x), net(x), atol=1e-5, rtol=1e-4)
+        first = frozen._frozen
+        frozen(x)
+        assert frozen._frozen is first  # built once while the weights stay
+        net.load_state_dict({k: v * 1.5 if v.is_floating_point() else v for k, v in net.state_dict().items()})
+        torch.testing.assert_close(frozen(x), net(x), atol=1e-5, rtol=1e-4)
+        assert frozen._frozen is not first
+    assert not any(k.startswith("_frozen") for k in frozen.state_dict())
+    frozen.train()
+    frozen(x).sum().backward()  # train mode runs the eager network, so gradients flow
+    assert all(p.grad is not None for p in net.parameters())

@@ -6,11 +6,12 @@ from osnet_monai.inference.figures import save_overlay, save_timecourse
 from osnet_monai.inference.memory import fix_malloc_mmap_threshold
 from osnet_monai.inference.nifti_stream import StreamingNiftiWriter
 from osnet_monai.inference.stream import TomogramStream, list_inputs
-from osnet_monai.inference.wrappers import FlipTTA, SkipEmptyWindows
+from osnet_monai.inference.wrappers import FlipTTA, FrozenForInference, SkipEmptyWindows
 from osnet_monai.inference.writer import TomogramWriter
 
 __all__ = [
     "FlipTTA",
+    "FrozenForInference",
     "SkipEmptyWindows",
     "StreamingNiftiWriter",
     "fix_malloc_mmap_threshold",

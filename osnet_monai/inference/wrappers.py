@@ -1,4 +1,5 @@
-"""Network wrappers for inference: flip test-time augmentation and skipping sections with no cell.
+"""Network wrappers for inference: a frozen CPU graph, flip test-time augmentation and skipping
+sections with no cell.
 
 Wrapping the network is the cheap place for both: MONAI's inferers (``SliceInferer``,
 ``SlidingWindowInferer``) call it on batches of 2D windows, so neither needs its own inferer.
@@ -9,7 +10,41 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-__all__ = ["FlipTTA", "SkipEmptyWindows"]
+__all__ = ["FlipTTA", "FrozenForInference", "SkipEmptyWindows"]
+
+
+class FrozenForInference(nn.Module):
+    """Runs ``network`` as a frozen TorchScript graph optimised for inference.
+
+    ``torch.jit.freeze`` + ``torch.jit.optimize_for_inference`` fold batch norm into the
+    convolutions and keep activations in oneDNN's blocked layout between layers, which is where a
+    CPU spends its time on OS-Net's 16-channel full-resolution layers (measured in
+    ``docs/benchmarks.md``). The graph is built at the first call without gradients, after the
+    checkpoint is loaded, and rebuilt when the weights change; with gradients or in train mode the
+    eager network runs.
+
+    Shapes: those of ``network``, e.g. ``(B, 1, H, W) -> (B, out_channels, H, W)``.
+    """
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+        self._frozen: torch.jit.ScriptModule | None = None
+        self._versions: list[int] = []
+
+    def _weight_versions(self) -> list[int]:
+        return [t._version for t in (*self.network.parameters(), *self.network.buffers())]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or torch.is_grad_enabled():
+            return self.network(x)
+        versions = self._weight_versions()
+        if self._frozen is None or versions != self._versions:
+            # not registered as a submodule: it is a cache, not part of the state dict
+            frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(self.network.eval())))
+            object.__setattr__(self, "_frozen", frozen)
+            self._versions = versions
+        return self._frozen(x)  # type: ignore[misc]
 
 
 class FlipTTA(nn.Module):
