@@ -1,0 +1,43 @@
+"""The volume scoring of scripts/evaluate_volumes.py: 3D Dice and false alarms in nucleus-free sections."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("evaluate_volumes", REPO_ROOT / "scripts" / "evaluate_volumes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("frames", [None, 3])
+def test_false_alarms_count_nucleus_free_sections_marked(frames):
+    script = load_script()
+    shape = (8, 6, 10) if frames is None else (8, 6, 10, frames)
+    truth = np.zeros(shape, bool)
+    truth[2:5, 2:4, 3:6] = True  # nucleus in sections 3, 4, 5 of every frame
+    pred = truth.copy()
+    pred[0, 0, 8] = True  # one false alarm in a nucleus-free section
+    pred[1, 1, 4] = True  # extra pixels in a nucleus section are no false alarm
+    n_frames = 1 if frames is None else frames
+    alarms, empty = script.false_alarm_sections(pred, truth)
+    assert empty == 7 * n_frames
+    assert alarms == n_frames
+
+
+def test_dice_of_disjoint_equal_and_empty_masks():
+    script = load_script()
+    a = np.zeros((4, 4, 4), bool)
+    b = a.copy()
+    assert script.dice(a, b) == 1.0  # both empty: nothing missed
+    a[0, 0, 0], b[1, 1, 1] = True, True
+    assert script.dice(a, b) == 0.0
+    b[0, 0, 0] = True
+    assert script.dice(a, b) == pytest.approx(2 / 3)
