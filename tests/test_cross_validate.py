@@ -42,6 +42,10 @@ def test_sweep_writes_table1(ellipsoid_dataset, tmp_path):
         metrics.write_text(json.dumps({k: 0.5 for k in json.loads(metrics.read_text())}))
     assert script.main(argv) == 0
     assert "| OS-Net | 0.5000 (0.0000) |" in out.read_text()
+    # asking for one row keeps the rows finished earlier in the same work folder in the table
+    assert script.main(["--rows", "Unet16", *argv[2:]]) == 0
+    text = out.read_text()
+    assert "| OS-Net | 0.5000 (0.0000) |" in text and "| Unet16 |" in text and "| Unet64 |" not in text
 
 
 def test_table_formats_mean_and_sd():
