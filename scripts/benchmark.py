@@ -72,7 +72,8 @@ def flops_per_section(size: int = 448) -> int:
 
 def inference_rate(size: int, batch: int, sections: int, repeats: int, mode: str = "eager") -> float:
     """Sections per second for OS-Net forward passes at ``size`` x ``size``, ``batch`` at a time;
-    ``mode`` "eager", "frozen" (``FrozenForInference``, inference.json on a CPU) or "compile"."""
+    ``mode`` "eager", "frozen" (``FrozenForInference``, inference.json on a CPU), "compile",
+    "channels_last" or "bf16" (CPU autocast)."""
     from osnet_monai.inference import FrozenForInference
     from osnet_monai.networks import OSNet
 
@@ -82,9 +83,11 @@ def inference_rate(size: int, batch: int, sections: int, repeats: int, mode: str
     elif mode == "compile":
         net = torch.compile(net)
     x = torch.randn(sections, 1, size, size)
+    if mode == "channels_last":
+        net, x = net.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
 
     def run():
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
             for start in range(0, sections, batch):
                 net(x[start : start + batch])
 
@@ -102,10 +105,33 @@ def inference_rate_subprocess(
         "print(json.dumps(benchmark.inference_rate(%d, %d, %d, %d, %r)))"
         % (str(Path(__file__).parent), mmap_threshold, size, batch, sections, repeats, mode)
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env})
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
+    except subprocess.TimeoutExpired:
+        return "failed: over 10 minutes"
     if out.returncode != 0:
         return "failed: " + (out.stderr.strip().splitlines() or ["no output"])[-1][:120]
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def concurrent_inference_rate(processes: int, threads: int, size: int, batch: int, sections: int, repeats: int) -> float:
+    """Summed sections per second of ``processes`` simultaneous processes with ``threads`` threads each
+    (frozen graph, mmap threshold 1 MB): how torchrun-sharded inference uses one machine."""
+    code = (
+        "import sys, json; sys.path.insert(0, %r); import benchmark; "
+        "from osnet_monai.inference import fix_malloc_mmap_threshold; fix_malloc_mmap_threshold(1 << 20); "
+        "print(json.dumps(benchmark.inference_rate(%d, %d, %d, %d, 'frozen')))"
+        % (str(Path(__file__).parent), size, batch, sections, repeats)
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    running = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env) for _ in range(processes)]
+    rates = []
+    for proc in running:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError("concurrent inference benchmark failed")
+        rates.append(float(out.strip().splitlines()[-1]))
+    return sum(rates)
 
 
 def cuda_rates(batch: int = 32, sections: int = 256, repeats: int = 3) -> dict[str, float]:
@@ -230,18 +256,10 @@ def stage_profile(image: Path, out: Path, checkpoint: Path) -> dict[str, float]:
     return json.loads(result.stdout.split("RESULT")[-1])
 
 
-def training_rates(repeats: int, dataset_dir: Path) -> dict:
-    """A training step's sections/s (forward, backward, Adam at the config's batch size) against the
-    data pipeline: the augmentation alone (every section augmented, the worst case) and the config's
-    own DataLoader over phantom tomograms (its workers, 30% augmented copies)."""
-    from monai.bundle import ConfigParser
-
+def training_step_rate(batch: int, roi: list[int], repeats: int) -> float:
+    """Sections per second of OS-Net training steps (forward, BCE, backward, Adam)."""
     from osnet_monai.networks import OSNet
 
-    parser = ConfigParser()
-    parser.read_config(str(REPO / "bundle" / "configs" / "train.json"))
-    parser.update({"robust_augment": True, "dataset_dir": str(dataset_dir)})
-    batch, roi = parser["batch_size"], parser["roi_size"]
     net = OSNet()
     optimizer = torch.optim.Adam(net.parameters(), lr=5e-4, betas=(0.5, 0.999))
     loss_fn = torch.nn.BCEWithLogitsLoss()
@@ -252,7 +270,32 @@ def training_rates(repeats: int, dataset_dir: Path) -> dict:
         loss_fn(net(x), y).backward()
         optimizer.step()
 
-    step_rate = batch / best_time(step, repeats)
+    return batch / best_time(step, repeats)
+
+
+def training_step_rate_subprocess(batch: int, roi: list[int], repeats: int, threads: int) -> float:
+    code = (
+        "import sys, json; sys.path.insert(0, %r); import benchmark; "
+        "print(json.dumps(benchmark.training_step_rate(%d, %r, %d)))" % (str(Path(__file__).parent), batch, roi, repeats)
+    )
+    env = {**os.environ, **MALLOC_ENV, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def training_rates(repeats: int, dataset_dir: Path) -> dict:
+    """A training step's sections/s (forward, backward, Adam at the config's batch size) against the
+    data pipeline: the augmentation alone (every section augmented, the worst case) and the config's
+    own DataLoader over phantom tomograms (its workers, 30% augmented copies)."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(REPO / "bundle" / "configs" / "train.json"))
+    parser.update({"robust_augment": True, "dataset_dir": str(dataset_dir)})
+    batch, roi = parser["batch_size"], parser["roi_size"]
+    threads = sorted({1, torch.get_num_threads()})
+    step_rate_threads = {n: training_step_rate_subprocess(batch, roi, repeats, n) for n in threads}
+    step_rate = step_rate_threads[torch.get_num_threads()]  # torch's default: one thread per core
 
     augmentation = parser.get_parsed_content("train#augmentation")
     preprocessing = parser.get_parsed_content("train#preprocessing")
@@ -275,6 +318,7 @@ def training_rates(repeats: int, dataset_dir: Path) -> dict:
     loader_rate = count / (time.perf_counter() - start)
     return {
         "batch": batch, "roi": roi, "num_workers": parser["num_workers"], "step_sections_per_s": step_rate,
+        "step_sections_per_s_by_threads": step_rate_threads,
         "augment_sections_per_s": augment_rate, "loader_sections_per_s": loader_rate,
     }
 
@@ -376,8 +420,11 @@ def write_report(results: dict, path: Path) -> None:
         "",
         "## Training",
         "",
-        f"- Training step (forward, backward, Adam), batch {t['batch']} at {t['roi'][0]} x {t['roi'][1]}: "
-        f"**{t['step_sections_per_s']:.1f} sections/s**.",
+        f"- Training step (forward, backward, Adam), batch {t['batch']} at {t['roi'][0]} x {t['roi'][1]}, "
+        f"malloc thresholds raised: **{t['step_sections_per_s']:.1f} sections/s** with torch's default "
+        f"{torch.get_num_threads()} threads"
+        + "".join(f"; {rate:.1f} with {n} thread{'s' if n > 1 else ''}" for n, rate in t["step_sections_per_s_by_threads"].items())
+        + ".",
         f"- Augmentation alone (paper elastic, flips, zoom-crop, robust intensity transforms), every "
         f"section augmented, one process: **{t['augment_sections_per_s']:.0f} sections/s**, {ratio_aug:.1f}x "
         "what the step consumes.",
@@ -417,11 +464,19 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     if not args.quick:
-        results["inference"][f"batched ({batch}), torch.compile (after its cold compile), thresholds raised"] = (
-            inference_rate_subprocess(448, batch, sections, repeats, MALLOC_ENV, mode="compile")
-        )
+        for mode, label in (("channels_last", "eager, channels_last"), ("bf16", "eager, bf16 autocast"), ("compile", "torch.compile (after its cold compile)")):
+            results["inference"][f"batched ({batch}), {label}, malloc thresholds raised"] = inference_rate_subprocess(
+                448, batch, sections, repeats, MALLOC_ENV, mode=mode
+            )
     print(json.dumps(results["inference"]), flush=True)
     results["matmul_gflops"] = max(results["matmul_gflops"], matmul_gflops())  # the yardstick at its best
+    cores = os.cpu_count() or 1
+    results["threads"] = {
+        f"1 x {torch.get_num_threads()}": concurrent_inference_rate(1, torch.get_num_threads(), 448, batch, sections, repeats),
+        "1 x 1": concurrent_inference_rate(1, 1, 448, batch, sections, repeats),
+        f"{cores} x 1": concurrent_inference_rate(cores, 1, 448, batch, sections, repeats),
+    }
+    print(json.dumps(results["threads"]), flush=True)
     results["cuda"] = cuda_rates() if torch.cuda.is_available() else {}
     z = 16 if args.quick else 32
     results["skip_empty"] = {
