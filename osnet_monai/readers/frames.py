@@ -101,7 +101,7 @@ def _open_tcf(path: str) -> FrameSource:
         source_meta["medium_ri"] = info.medium_ri
 
     def read(t: int) -> tuple[np.ndarray, dict]:
-        data, meta = read_tcf_frame(path, t)
+        data, meta = read_tcf_frame(path, t, info)
         return check_tomogram(data, {**_frame_meta(source_meta, t, n_frames), **meta}, path)
 
     return FrameSource(path, n_frames, source_meta, read)

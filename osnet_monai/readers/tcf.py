@@ -273,8 +273,10 @@ def _read_frame_open(f: h5py.File, info: TCFInfo, t: int) -> tuple[np.ndarray, d
     return zyx.transpose(2, 1, 0), meta  # (Z, Y, X) -> (X, Y, Z) as a view: no copy
 
 
-def read_tcf_frame(path: PathLike, t: int) -> tuple[np.ndarray, dict]:
+def read_tcf_frame(path: PathLike, t: int, info: TCFInfo | None = None) -> tuple[np.ndarray, dict]:
     """Read time point ``t`` only (negative counts from the end), without touching the other frames.
+
+    ``info`` (from :func:`tcf_info`) spares re-parsing the file's layout when frames are read one by one.
 
     Returns:
         ``(array, meta)``: float32 RI of shape (X, Y, Z) (a transposed view of the stored (Z, Y, X)
@@ -283,8 +285,7 @@ def read_tcf_frame(path: PathLike, t: int) -> tuple[np.ndarray, dict]:
         ``time_step_s`` and ``medium_ri`` when the file gives them.
     """
     with _open(path) as f:
-        info = _info_from_open(f, path)
-        return _read_frame_open(f, info, t)
+        return _read_frame_open(f, info or _info_from_open(f, path), t)
 
 
 def iter_tcf_frames(path: PathLike, time_points: Sequence[int] | None = None) -> Iterator[tuple[np.ndarray, dict]]:
