@@ -6,7 +6,9 @@ alarms (nucleus-free x-y sections marked as nucleus) on new fields of the traini
 of the cross-lab preset, which no variant saw. Writes docs/ablation.md.
 
     python scripts/ablation.py                 # 8 epochs per variant, about 25 minutes on 2 cores
-    python scripts/ablation.py --epochs 30     # closer to convergence
+    python scripts/ablation.py --epochs 24     # closer to convergence
+    python scripts/ablation.py --epochs 24 --variant 1   # one variant (run several side by side), then
+    python scripts/ablation.py --epochs 24               # again without --variant to write the table
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--work-dir", default=str(REPO / "cv_runs" / "ablation"))
     parser.add_argument("--out", default=str(REPO / "docs" / "ablation.md"))
+    parser.add_argument("--variant", type=int, default=None, help="run only this variant (0-based), write no table")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     work = Path(args.work_dir)
@@ -55,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     rows = {}
     for index, (name, variant) in enumerate(VARIANTS.items()):
+        if args.variant is not None and index != args.variant:
+            continue
         run_dir = work / f"variant{index}"
         done = run_dir / "scores.json"
         if done.is_file():
@@ -69,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             }
             done.write_text(json.dumps(rows[name]))
         print(name, json.dumps(rows[name]), flush=True)
+    if args.variant is not None:
+        return 0
     lines = [
         "# Ablation: nucleus-free sections and robustness augmentation",
         "",
