@@ -68,12 +68,24 @@ def test_written_image_equals_rendered_field(tmp_path, tiny):
     np.testing.assert_array_equal(lab, f.label)
 
 
+def test_nonneg_fill_switch_overrides_the_preset(tmp_path, tiny):
+    """TINYF (ht2h) fills the missing cone by default; switched off, the same field renders without it."""
+    generate_dataset(tmp_path / "on", n=1, seed=3, preset="tinyf", workers=1, validation_fraction=0)
+    off = generate_dataset(tmp_path / "off", n=1, seed=3, preset="tinyf", workers=1, validation_fraction=0, nonneg_fill=False)
+    with_fill = np.asarray(nib.load(tmp_path / "on/images/tinyf-s3-0000.nii.gz").dataobj)
+    without = np.asarray(nib.load(tmp_path / "off/images/tinyf-s3-0000.nii.gz").dataobj)
+    expected = render_field(TINYF.replace(nonneg_fill=False), seed=3, index=0).image
+    np.testing.assert_array_equal(without, expected)
+    medium = TINYF.medium_ri
+    assert (without < medium - 0.002).sum() > (with_fill < medium - 0.002).sum()  # undershoot the fill removes
+    assert json.loads(off.read_text())["nonneg_fill"] is False
+
+
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path, tiny):
     a = generate_dataset(tmp_path / "a", n=2, frames=2, seed=11, preset="tiny", tcf=True, workers=1).parent
     b = generate_dataset(tmp_path / "b", n=2, frames=2, seed=11, preset="tiny", tcf=True, workers=2).parent
     c = generate_dataset(tmp_path / "c", n=2, frames=2, seed=12, preset="tiny", workers=1).parent
     fa, fb = _files(a), _files(b)
-    fa.pop("datalist.json"), fb.pop("datalist.json")  # holds the wall-clock generation time
     assert fa == fb
     assert (a / "images/tiny-s11-0000.nii.gz").read_bytes() != (c / "images/tiny-s12-0000.nii.gz").read_bytes()
     assert not list(a.rglob("*.tmp"))

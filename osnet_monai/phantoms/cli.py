@@ -20,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"acquisition preset, one of {', '.join(PRESETS)} (default ht2h); repeat to mix presets",
     )
     parser.add_argument("--tcf", action="store_true", help="also write tcf/NAME.TCF (Tomocube HDF5 layout)")
+    parser.add_argument(
+        "--nonneg-fill", choices=["preset", "on", "off"], default="preset",
+        help="non-negativity fill of the missing cone: as the preset says (default), or on/off for every preset",
+    )
     parser.add_argument("--validation-fraction", type=float, default=0.25, help="share of files in 'validation' (default 0.25)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: up to 2)")
     parser.add_argument("--default-dataset", action="store_true",
@@ -39,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
                 args.out_dir, n=args.n, frames=args.frames, seed=args.seed,
                 preset=presets if len(presets) > 1 else presets[0], tcf=args.tcf,
                 validation_fraction=args.validation_fraction, workers=args.workers,
+                nonneg_fill={"preset": None, "on": True, "off": False}[args.nonneg_fill],
             )
     except ValueError as err:
         print(f"osnet-monai phantoms: error: {err}")

@@ -6,7 +6,6 @@ import json
 import os
 import pathlib
 import shutil
-import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -51,7 +50,10 @@ def _check_args(n, frames, preset, validation_fraction) -> list[str]:
 def _write_one(job: dict) -> dict:
     """Render and write one field (runs in a worker process)."""
     out = pathlib.Path(job["out_dir"])
-    r = render_field(job["preset"], seed=job["seed"], frames=job["frames"], index=job["index"])
+    preset = PRESETS[job["preset"]]
+    if job.get("nonneg_fill") is not None:
+        preset = preset.replace(nonneg_fill=bool(job["nonneg_fill"]))
+    r = render_field(preset, seed=job["seed"], frames=job["frames"], index=job["index"])
     p = r.preset
     name = job["name"]
     image = ri_to_uint16(r.image) if p.dtype == "uint16" else r.image.astype(np.float32)
@@ -107,6 +109,7 @@ def generate_dataset(
     *,
     workers: int | None = None,
     name: str = "osnet-phantoms",
+    nonneg_fill: bool | None = None,
 ) -> pathlib.Path:
     """Write ``n`` synthetic fields (3-D, or 4-D X, Y, Z, T when ``frames > 1``) and a MONAI datalist.
 
@@ -121,6 +124,8 @@ def generate_dataset(
             ``training``).
         workers: processes (default: up to 2).
         name: the datalist's ``name``.
+        nonneg_fill: switch the non-negativity fill on or off for every preset (default: as each
+            preset says).
 
     Returns:
         the path of ``datalist.json``.
@@ -132,8 +137,7 @@ def generate_dataset(
     for i in range(int(n)):
         pname = names[i % len(names)]
         jobs.append({"out_dir": str(out), "preset": pname, "seed": int(seed), "index": i, "frames": int(frames),
-                     "tcf": bool(tcf), "name": f"{pname}-s{int(seed)}-{i:04d}"})
-    t0 = time.perf_counter()
+                     "tcf": bool(tcf), "name": f"{pname}-s{int(seed)}-{i:04d}", "nonneg_fill": nonneg_fill})
     entries = _run_jobs(jobs, _default_workers() if workers is None else int(workers))
     training, validation = _split(entries, validation_fraction, seed)
     datalist = {
@@ -147,10 +151,11 @@ def generate_dataset(
         "seed": int(seed),
         "presets": sorted(set(names)),
         "frames": int(frames),
-        "generation_seconds": round(time.perf_counter() - t0, 1),
         "training": training,
         "validation": validation,
     }
+    if nonneg_fill is not None:
+        datalist["nonneg_fill"] = bool(nonneg_fill)
     return write_json(out / "datalist.json", datalist)
 
 
@@ -190,7 +195,6 @@ def ensure_default_dataset(cache_dir: str | os.PathLike, *, workers: int | None 
                 jobs.append({"out_dir": str(tmp), "preset": pname, "seed": spec["seed"] + 1000 * part, "index": i,
                              "frames": frames, "tcf": False,
                              "name": f"{pname}-{'t' + str(frames) if frames > 1 else '3d'}-{i:03d}"})
-        t0 = time.perf_counter()
         entries = _run_jobs(jobs, _default_workers() if workers is None else int(workers))
         training, validation = _split(entries, spec["validation_fraction"], spec["seed"])
         sections = sum(e["nucleus_sections"] for e in entries)
@@ -205,7 +209,6 @@ def ensure_default_dataset(cache_dir: str | os.PathLike, *, workers: int | None 
             "seed": spec["seed"],
             "presets": sorted({p for p, _, _ in spec["parts"]}),
             "nucleus_sections": int(sections),
-            "generation_seconds": round(time.perf_counter() - t0, 1),
             "training": training,
             "validation": validation,
         }
