@@ -29,7 +29,10 @@ def segment(
     bundle: str | os.PathLike | None = None,
     **overrides,
 ) -> int:
-    """Runs the bundle's inference config on ``inputs``; returns the exit status (1 when any input failed)."""
+    """Runs the bundle's inference config on ``inputs``; returns the exit status (1 when any input failed).
+
+    ``overrides`` replace config values by id (``None`` included, e.g. ``malloc_mmap_threshold=None``).
+    """
     from monai.bundle import ConfigWorkflow
 
     root = bundle_dir(bundle)
@@ -41,7 +44,7 @@ def segment(
         bundle_root=str(root),
         inputs=[str(p) for p in inputs],
         output_dir=str(output_dir),
-        **{k: v for k, v in overrides.items() if v is not None},
+        **overrides,
     )
     workflow.initialize()
     workflow.run()
@@ -82,7 +85,7 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
     if args.device:
         overrides["device"] = f"$torch.device('{args.device}')"
-    return overrides
+    return {k: v for k, v in overrides.items() if v is not None}  # options not given keep the config's values
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,13 +17,12 @@ def fix_malloc_mmap_threshold(nbytes: int | None = 1 << 20) -> bool:
     """Serves allocations of ``nbytes`` and more with mmap, returned to the system when freed.
 
     glibc raises its mmap threshold each time a large block is freed, so frame-sized arrays then
-    come from the heap, which fragments: measured here, peak RSS of a 4D series grew by one frame
-    for every few frames (1010 MB at 2 frames, 1243 MB at 6). A fixed threshold stops that; at
-    1 MB (the inference default) peak RSS stayed flat (913 MB at 2 frames, 912 MB at 6). Higher
-    values are faster (activations reused from the heap instead of fresh mmaps: an 8-frame
-    448 x 448 x 64 series in 32 s at 64 MB against 46 s at 1 MB) but let memory grow again
-    (1711, 2136, 3454 MB at 2, 8, 16 frames at 64 MB); ``docs/benchmarks.md`` prices the choice.
-    ``None`` leaves malloc alone; on a system without glibc this does nothing.
+    come from the heap, where they can fragment it. Measured on a 16-frame 448 x 448 x 64 series
+    (peak RSS after frame 2 -> after frame 16): fixed at 1 MB (the inference default) 1510 -> 1510 MB;
+    glibc's dynamic threshold 1580 -> 1617 MB; fixed at 64 MB, above the 49 MB frame, 1705 -> 1951 MB.
+    Higher thresholds are faster (activations reused from the heap instead of fresh mmaps);
+    ``docs/benchmarks.md`` prices the choice. ``None`` leaves malloc alone; on a system without
+    glibc this does nothing.
 
     Returns:
         whether the threshold was set.

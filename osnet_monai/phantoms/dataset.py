@@ -18,7 +18,7 @@ from .presets import PRESETS, TRAINING_PRESETS
 
 __all__ = ["generate_dataset", "ensure_default_dataset", "DEFAULT_DATASET", "DATASET_VERSION"]
 
-DATASET_VERSION = 1
+DATASET_VERSION = 2  # 2: interphase nuclei at most NUCLEUS_DELTA_MAX denser than their cytoplasm
 
 #: THE default training data set: (preset, number of fields, frames per field), seed 2024.
 #: 40 3-D fields and 6 time series of 4 frames = 64 volumes, about 1,500 nucleus-containing x-y

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cells import BodyCell, draw_cell, render_cell
+from .cells import NUCLEUS_DELTA_MAX, BodyCell, draw_cell, render_cell
 from .optics import OdtOptics, fringe_pattern, simulate_odt
 from .presets import Preset, get_preset, randomise_preset
 
@@ -172,7 +172,7 @@ def render_field(
         frames: number of time points; the same cells move, rotate and deform between them.
         randomise: per-field domain randomisation around the preset (see ``randomise_preset``).
         nucleus_delta_mean: override the field's mean nucleus-minus-cytoplasm RI difference
-            (drawn from N(-0.004, 0.004) by default).
+            (drawn from N(-0.004, 0.004), capped at ``NUCLEUS_DELTA_MAX``, by default).
         fringes: add interference fringes to the later frames (default: for 70 % of time series).
         noise: add the preset's noise.
         return_truth: also return the ground-truth RI and compartment map.
@@ -183,7 +183,7 @@ def render_field(
     rng = field_rng(seed, index, nominal.name)
     real = randomise_preset(nominal, rng) if randomise else nominal
     if nucleus_delta_mean is None:
-        nucleus_delta_mean = float(rng.normal(-0.004, 0.004)) if randomise else -0.004
+        nucleus_delta_mean = min(float(rng.normal(-0.004, 0.004)), NUCLEUS_DELTA_MAX) if randomise else -0.004
     X, Y, Z = real.field_shape
     vx, vy, vz = real.voxel_size_um
     m = z_factor_for(vz)
