@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py            # full run (about 10-15 minutes on a 2-core CPU)
     python scripts/benchmark.py --quick    # fewer repeats and frames, for a smoke check
+    python scripts/benchmark.py --report-only docs/benchmarks.json   # rewrite the report only
 
 Every number comes from this run on this machine: the fp32 matmul rate is the yardstick for the
 network's achieved GFLOP/s. Settings that need a fresh process (glibc malloc thresholds) are
@@ -510,7 +511,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and frames")
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
+    parser.add_argument("--report-only", metavar="JSON", help="rewrite the report from a run's saved results")
     args = parser.parse_args(argv)
+    if args.report_only:
+        write_report(json.loads(Path(args.report_only).read_text()), Path(args.out))
+        return 0
     repeats = 2 if args.quick else 3
     sections = 8 if args.quick else 16
     results: dict = {"quick": args.quick, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine()}
@@ -575,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
         generate_dataset(Path(tmp) / "phantoms", n=3, frames=1, seed=5, preset="ht2h")
         results["training"] = training_rates(repeats, Path(tmp) / "phantoms")
     print(json.dumps(results["training"]), flush=True)
+    saved = Path(args.out).with_suffix(".json")  # the raw numbers, so the report can be rewritten without a rerun
+    saved.write_text(json.dumps(results, indent=1) + "\n")
     write_report(results, Path(args.out))
     print(f"wrote {args.out}")
     return 0

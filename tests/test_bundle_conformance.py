@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from monai.bundle import ConfigWorkflow, ckpt_export, onnx_export, verify_metadata, verify_net_in_out
+from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, onnx_export, verify_metadata, verify_net_in_out
 
+import osnet_monai
 from osnet_monai.networks import OSNet
 from osnet_monai.phantoms import PRESETS, render_field, write_nifti
 
@@ -34,6 +35,16 @@ def test_metadata_has_every_schema_key_and_a_changelog_entry_for_its_version():
     pred = meta["network_data_format"]["outputs"]["pred"]
     assert pred["channel_def"]["1"] == "nucleus"
     assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == ["16*n", "16*n"]
+
+
+def test_package_stays_required_when_monai_reads_the_metadata():
+    """MONAI 1.6 replaces ``required_packages_version`` by the schema's older ``optional_packages_version``."""
+    parser = ConfigParser()
+    with pytest.warns(UserWarning, match="optional_packages_version"):
+        parser.read_meta(META)
+    required = parser["_meta_"]["required_packages_version"]
+    assert {"osnet-monai", "nibabel", "pytorch-ignite", "itk-io"} <= set(required)
+    assert required["osnet-monai"] == osnet_monai.__version__
 
 
 def test_metadata_rejects_a_broken_copy(tmp_path):

@@ -14,6 +14,7 @@ import tifffile
 import torch
 
 from osnet_monai.inference import FlipTTA, FrozenForInference, SkipEmptyWindows, StreamingNiftiWriter, TomogramStream, list_inputs
+from osnet_monai.data import file_stem
 from osnet_monai.inference.cli import segment
 from osnet_monai.networks import OSNet
 from osnet_monai.phantoms import PRESETS, render_field, write_nifti, write_tcf
@@ -47,8 +48,8 @@ def inputs(tmp_path_factory, series) -> dict[str, tuple[Path, tuple, np.ndarray]
     itk_image = itk.image_from_array(np.ascontiguousarray(volume.transpose(2, 1, 0)))
     itk_image.SetSpacing([float(s) for s in SPACING])
     for suffix in ("nrrd", "mha"):
-        itk.imwrite(itk_image, str(folder / f"itk.{suffix}"))
-        made[suffix] = (folder / f"itk.{suffix}", volume.shape)
+        itk.imwrite(itk_image, str(folder / f"itk_{suffix}.{suffix}"))  # one output name per input
+        made[suffix] = (folder / f"itk_{suffix}.{suffix}", volume.shape)
     tifffile.imwrite(
         folder / "imagej.tif", volume.transpose(2, 1, 0), imagej=True,
         resolution=(1 / SPACING[0], 1 / SPACING[1]), metadata={"spacing": SPACING[2], "unit": "um", "axes": "ZYX"},
@@ -147,6 +148,8 @@ BAD_INPUTS = {
     "camera8bit.nii.gz": lambda p, v: write_nifti(p, (np.arange(v.size).reshape(v.shape) % 256).astype(np.uint8), SPACING),
     "zeros.nii.gz": lambda p, v: write_nifti(p, np.zeros_like(v), SPACING),
     "huge_voxels.nii.gz": lambda p, v: write_nifti(p, v, (100.0, 100.0, 100.0)),
+    "tiny_voxels.nii.gz": lambda p, v: write_nifti(p, v, (1e-5, 1e-5, 1e-5)),
+    "no_voxel_size.tif": lambda p, v: tifffile.imwrite(p, v.transpose(2, 1, 0), photometric="minisblack"),
     "empty.tif": lambda p, v: p.write_bytes(b""),
 }
 
@@ -169,6 +172,16 @@ def test_bad_inputs_reported_and_others_processed(tmp_path, untrained_checkpoint
         lines = [line for line in err.splitlines() if name in line]
         assert lines, f"no message names {name}"
     assert {p.name for p in out.iterdir()} == {"good_nucleus.nii.gz", "good_measurements.csv", "good_overlay.png"}
+
+
+def test_files_with_one_output_name_are_not_overwritten(tmp_path, untrained_checkpoint, series, capsys):
+    volume = series[0][..., 0]
+    first, second = write_nifti(tmp_path / "cell.nii", volume, SPACING), write_nifti(tmp_path / "cell.nii.gz", volume, SPACING)
+    out = tmp_path / "out"
+    assert segment([str(second), str(first)], out, ckpt_path=str(untrained_checkpoint), save_figures=False) == 1
+    assert f"{first}: not segmented, its outputs cell_* would overwrite those of {second}" in capsys.readouterr().err
+    assert {p.name for p in out.iterdir()} == {"cell_nucleus.nii.gz", "cell_measurements.csv"}
+    assert file_stem("stack.ome.tif") == file_stem("stack.tif") == "stack"
 
 
 def test_cli_exit_status_nonzero_on_failure(tmp_path, untrained_checkpoint):

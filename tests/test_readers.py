@@ -280,9 +280,8 @@ def test_tiff_without_metadata_uses_default_spacing(tmp_path):
     np.testing.assert_array_equal(data, zyx.transpose(2, 1, 0))
     np.testing.assert_allclose(meta["spacing"], (0.2, 0.3, 1.1))
     assert meta["spacing_source"] == "default"
-    with pytest.warns(UserWarning, match="no voxel size"):
-        _, meta = load_tomogram(path)
-    assert meta["spacing_source"] == "unknown"
+    with pytest.raises(InputError, match=r"plain\.tiff: no voxel size in the TIFF metadata.*--spacing"):
+        load_tomogram(path)
 
 
 def test_tiff_appended_pages_form_a_stack(tmp_path):
@@ -428,6 +427,7 @@ BAD_ARRAYS = {
     "spacing_zero": (_ri(), _meta(spacing=(0.0, 0.1, 0.1)), "voxel size"),
     "spacing_negative": (_ri(), _meta(spacing=(0.1, -0.1, 0.1)), "voxel size"),
     "spacing_huge": (_ri(), _meta(spacing=(0.1, 0.1, 155.0)), "voxel size"),
+    "spacing_tiny": (_ri(), _meta(spacing=(1e-5, 1e-5, 1e-5)), "voxel size"),
     "spacing_nan": (_ri(), _meta(spacing=(0.1, np.nan, 0.1)), "voxel size"),
     "camera_counts": (np.random.default_rng(2).integers(0, 4096, (X, Y, Z)).astype(np.uint16), _meta(), "camera counts"),
     "8bit": (np.random.default_rng(3).integers(0, 256, (X, Y, Z)).astype(np.uint8), _meta(), "8-bit"),

@@ -11,11 +11,11 @@ import numpy as np
 
 __all__ = ["IMAGE_SUFFIXES", "file_stem", "find_dataset", "resolve_datalist", "grouped_folds", "fold_split"]
 
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".tif", ".tiff", ".tcf", ".TCF")
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".ome.tif", ".ome.tiff", ".tif", ".tiff", ".tcf", ".TCF")
 
 
 def file_stem(path: str | os.PathLike) -> str:
-    """File name without its image suffix (``cell_01.nii.gz`` -> ``cell_01``)."""
+    """File name without its image suffix (``cell_01.nii.gz`` -> ``cell_01``, ``a.ome.tif`` -> ``a``)."""
     name = Path(path).name
     for suffix in IMAGE_SUFFIXES:
         if name.endswith(suffix):

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 __all__ = ["bundle_dir", "segment", "add_arguments", "run", "add_demo_arguments", "run_demo"]
@@ -47,7 +48,11 @@ def segment(
         **overrides,
     )
     workflow.initialize()
-    workflow.run()
+    with warnings.catch_warnings():
+        # MONAI's RemoveSmallObjectsd still passes skimage's deprecated `min_size`; the warning would
+        # bury the one-line messages about bad inputs
+        warnings.filterwarnings("ignore", message="Parameter `min_size` is deprecated")
+        workflow.run()
     try:
         workflow.finalize()
     except SystemExit as failed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -45,12 +46,25 @@ def list_inputs(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[
     return found
 
 
+def _name_clashes(paths: Sequence[str]) -> dict[str, str]:
+    """Files whose outputs (``NAME_nucleus.nii.gz``, ...) would overwrite an earlier file's: path -> message."""
+    first: dict[str, str] = {}
+    clashes = {}
+    for path in paths:
+        stem = file_stem(path)
+        if stem in first and os.path.abspath(first[stem]) != os.path.abspath(path):
+            clashes[path] = f"{path}: not segmented, its outputs {stem}_* would overwrite those of {first[stem]}; rename one of them"
+        first.setdefault(stem, path)
+    return clashes
+
+
 class TomogramStream(IterableDataset):
     """Yields one item per frame of every input: ``{"image": MetaTensor (X, Y, Z) RI, "ri": (X, Y, Z),
     "name", "path", "frame", "n_frames", "time_s"}`` passed through ``transform``.
 
-    A file that cannot be read, or fails a check, is logged as one line naming it, recorded in
-    :attr:`failures`, and skipped; the other files go on. Frames are read one at a time
+    A file that cannot be read, or fails a check, or whose output name an earlier file already
+    takes, is logged as one line naming it, recorded in :attr:`failures`, and skipped; the other
+    files go on. Frames are read one at a time
     (:func:`osnet_monai.readers.open_frames`), so memory does not grow with the number of frames.
 
     Args:
@@ -70,7 +84,9 @@ class TomogramStream(IterableDataset):
     ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}.")
-        self.inputs = list_inputs(inputs)[rank::world_size]
+        every_input = list_inputs(inputs)
+        self.inputs = every_input[rank::world_size]
+        self.name_clashes = _name_clashes(every_input)  # over all files, so ranks agree
         self.transform = transform
         self.default_spacing_um = default_spacing_um
         self.failures: dict[str, str] = {}
@@ -80,6 +96,9 @@ class TomogramStream(IterableDataset):
         self.failures.clear()
         self.completed.clear()
         for path in self.inputs:
+            if path in self.name_clashes:
+                self._fail(path, self.name_clashes[path])
+                continue
             try:
                 yield from self._frames(path)
             except InputError as err:
@@ -95,7 +114,11 @@ class TomogramStream(IterableDataset):
         source = open_frames(path, self.default_spacing_um)
         for t in range(source.n_frames):
             ri, meta = source.read(t)
-            image = MetaTensor(torch.from_numpy(ri), affine=torch.as_tensor(meta["affine"]), meta=meta)
+            with warnings.catch_warnings():
+                # the reader's frame is read-only (not copied); no transform writes into it
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                tensor = torch.from_numpy(ri)
+            image = MetaTensor(tensor, affine=torch.as_tensor(meta["affine"]), meta=meta)
             item = {
                 "image": image,
                 "ri": ri,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .checks import (
     MAX_VOXEL_UM,
+    MIN_VOXEL_UM,
     RI_RANGE,
     RI_X10000_RANGE,
     as_refractive_index,
@@ -28,6 +29,7 @@ from .tiff import TiffStackReader
 
 __all__ = [
     "MAX_VOXEL_UM",
+    "MIN_VOXEL_UM",
     "RI_RANGE",
     "RI_X10000_RANGE",
     "InputError",

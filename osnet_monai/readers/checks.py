@@ -19,6 +19,7 @@ from .errors import input_error
 
 __all__ = [
     "MAX_VOXEL_UM",
+    "MIN_VOXEL_UM",
     "RI_RANGE",
     "RI_X10000_RANGE",
     "as_refractive_index",
@@ -35,6 +36,8 @@ RI_RANGE: tuple[float, float] = (1.0, 1.8)
 RI_X10000_RANGE: tuple[float, float] = (10_000.0, 18_000.0)
 #: Largest plausible voxel size in micrometres; anything above is a unit error (mm or nm taken for um).
 MAX_VOXEL_UM: float = 50.0
+#: Smallest plausible voxel size: 10 nm is far below any optical system's sampling (nm or m taken for um).
+MIN_VOXEL_UM: float = 0.01
 # Upper bounds on the 99.9th percentile: RI above 2.5 (denser than diamond) is not a cell.
 _RI_HI, _RI_X10000_HI = 2.5, 25_000.0
 _SAMPLE = 1 << 20
@@ -175,8 +178,10 @@ def _check_spacing(a: np.ndarray, meta: Mapping[str, Any], path: PathLike | None
     text = ", ".join(f"{s:.6g}" for s in spacing)
     if spacing.size != n_spatial or not np.all(np.isfinite(spacing)):
         raise input_error(path, f"voxel size ({text}) um: expected {n_spatial} finite values, one per spatial axis")
-    if np.any(spacing <= 0) or np.any(spacing > MAX_VOXEL_UM):
-        raise input_error(path, f"voxel size ({text}) um is not plausible: each must be > 0 and <= {MAX_VOXEL_UM:g} um (a unit error?)")
+    if np.any(spacing < MIN_VOXEL_UM) or np.any(spacing > MAX_VOXEL_UM):
+        raise input_error(
+            path, f"voxel size ({text}) um is not plausible: each must lie in [{MIN_VOXEL_UM:g}, {MAX_VOXEL_UM:g}] um (a unit error?)"
+        )
 
 
 def _check_finite(a: np.ndarray, path: PathLike | None) -> None:

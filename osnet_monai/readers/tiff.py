@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
@@ -120,7 +119,7 @@ class TiffStackReader(ImageReader):
     Voxel size, in order of preference: ImageJ metadata (XResolution/YResolution tags in pixels per
     ``unit``, ``spacing`` for z, ``finterval`` for time), OME-XML (PhysicalSizeX/Y/Z with units,
     TimeIncrement), then ``default_spacing_um``. Meta ``spacing_source`` is ``"imagej"``, ``"ome"``,
-    ``"default"`` or ``"unknown"`` (no metadata and no default: 1 um, with a warning); a ``+default``
+    ``"default"`` (no metadata and no default: an :class:`InputError`); a ``+default``
     suffix means some axes came from the default.
 
     Args:
@@ -197,8 +196,12 @@ class TiffStackReader(ImageReader):
         if not found:
             if self.default_spacing_um is not None:
                 return list(self.default_spacing_um[:n_spatial]), "default"
-            warnings.warn(f"{path}: no voxel size in the TIFF metadata and no default given; assuming 1 um", stacklevel=3)
-            return [1.0] * n_spatial, "unknown"
+            # a guessed voxel size resamples the cells to the wrong size and the masks come out wrong
+            raise input_error(
+                path,
+                "no voxel size in the TIFF metadata (ImageJ or OME); give it with --spacing X Y Z "
+                "(osnet-monai segment) or default_spacing_um (bundle configs), in um",
+            )
         if len(found) == n_spatial:
             return [float(s) for s in xyz[:n_spatial]], source  # type: ignore[arg-type]
         fallback = self.default_spacing_um or (1.0, 1.0, 1.0)
