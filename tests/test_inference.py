@@ -62,7 +62,7 @@ def inputs(tmp_path_factory, series) -> dict[str, tuple[Path, tuple, np.ndarray]
     made["tcf4d"] = (write_tcf(folder / "series.TCF", tcf_frames, SPACING, time_interval_s=600.0), image4d.shape)
     section = volume[:, :, volume.shape[2] // 2]
     nib.save(nib.Nifti1Image(section, np.diag([*SPACING, 1.0])), folder / "section2d.nii.gz")
-    made["section2d"] = (folder / "section2d.nii.gz", section.shape + (1,))
+    made["section2d"] = (folder / "section2d.nii.gz", section.shape)
     return made
 
 

@@ -95,6 +95,17 @@ def test_sphericity_orders_shapes():
     assert long["sphericity"] < 0.9 < sphere["sphericity"]
 
 
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.15, 0.15, 0.6)])
+def test_sphericity_of_tiny_objects_is_at_most_one(spacing):
+    # a few voxels' smoothed surface is smaller than a sphere of their volume (unclamped: 1.19 and 2.8)
+    labels = np.zeros((16, 16, 16), dtype=np.int32)
+    labels[3:5, 3:5, 3:5] = 1  # a 2 x 2 x 2 cube
+    labels[10, 10, 10] = 2  # a single voxel
+    rows = measure_nuclei(labels, np.full(labels.shape, 1.36), spacing, MEDIUM, cell_mask_xyz=np.ones(labels.shape, bool))
+    assert [r["nucleus_id"] for r in rows] == [1, 2]
+    assert all(0 < r["sphericity"] <= 1.0 for r in rows)
+
+
 def test_plain_marching_cubes_overestimates_area():
     # why the default smooths: the voxel staircase inflates the area
     labels, ri, _ = _phantom((3.0, 3.0, 3.0), (0.1, 0.1, 0.2))

@@ -55,7 +55,7 @@ def save_overlay(
                 (labels_xyz[:, :, z] > 0).T.astype(float), levels=[0.5], colors="yellow", linewidths=1.2,
                 origin="lower", extent=(0, nx * sx, 0, ny * sy),
             )
-        ax.set_title(f"x-y, z = {z * sz:.1f} um")
+        ax.set_title(f"x-y, z = {z * sz:.1f} um" if with_xz else "x-y section")  # one section: z says nothing
         ax.set_xlabel("x (um)")
         ax.set_ylabel("y (um)")
     mask = labels_xyz > 0

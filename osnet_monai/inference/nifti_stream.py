@@ -18,7 +18,7 @@ VOX_OFFSET = 352  # 348-byte header + 4-byte extension flag: data follow directl
 
 
 class StreamingNiftiWriter:
-    """An (X, Y, Z) or (X, Y, Z, T) NIfTI-1 written one frame at a time.
+    """An (X, Y, Z) or (X, Y, Z, T) NIfTI-1 written one frame at a time, or an (X, Y) section.
 
     nibabel writes whole arrays; a long time-lapse would then need every frame in memory. NIfTI
     stores voxels in Fortran order with time slowest, so each frame is one contiguous block that
@@ -27,8 +27,9 @@ class StreamingNiftiWriter:
     Args:
         path: final file name (``.nii`` or ``.nii.gz``); the data go to a hidden temporary file in
             the same folder, renamed to ``path`` by :meth:`close` once all frames are written.
-        frame_shape: (X, Y, Z).
-        n_frames: time points; 1 writes a 3D file.
+        frame_shape: (X, Y, Z), or (X, Y) for a 2D section.
+        n_frames: time points; 1 writes a 3D (2D) file, more an (X, Y, Z, T) file ((X, Y, 1, T)
+            for 2D frames, as NIfTI's fourth axis is time).
         affine: 4 x 4 voxel-to-micrometre affine.
         dtype: voxel type, e.g. ``np.uint8``.
         time_step_s: seconds between frames (NIfTI ``pixdim[4]``).
@@ -51,7 +52,12 @@ class StreamingNiftiWriter:
         self.dtype = np.dtype(dtype)
         self.written = 0
         header = nib.Nifti1Header()
-        header.set_data_shape(self.frame_shape + ((self.n_frames,) if self.n_frames > 1 else ()))
+        if not 2 <= len(self.frame_shape) <= 3:
+            raise ValueError(f"{self.path}: frame_shape must be (X, Y, Z) or (X, Y), got {self.frame_shape}.")
+        data_shape = self.frame_shape
+        if self.n_frames > 1:
+            data_shape = self.frame_shape + (1,) * (3 - len(self.frame_shape)) + (self.n_frames,)
+        header.set_data_shape(data_shape)
         header.set_data_dtype(self.dtype)
         affine = np.asarray(affine, dtype=np.float64)
         header.set_qform(affine, code=1)

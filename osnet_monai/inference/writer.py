@@ -14,7 +14,15 @@ from monai.utils import min_version, optional_import
 
 from osnet_monai.inference.figures import save_overlay, save_timecourse
 from osnet_monai.inference.nifti_stream import StreamingNiftiWriter
-from osnet_monai.measurements import label_nuclei, measure_nuclei, measurements_to_csv, track_nuclei
+from osnet_monai.measurements import (
+    MEASUREMENT_COLUMNS,
+    MEASUREMENT_COLUMNS_2D,
+    label_nuclei,
+    measure_nuclei,
+    measure_sections_2d,
+    measurements_to_csv,
+    track_nuclei,
+)
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
@@ -27,6 +35,15 @@ def _numpy(value) -> np.ndarray:
     return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
 
 
+def _input_ndim(item: dict, pred_key: str) -> int | None:
+    """Dimensions of the input file as stored (the reader's meta ``input_ndim``), carried by the prediction."""
+    for key in (pred_key, "image"):
+        meta = getattr(item.get(key), "meta", None) or {}
+        if meta.get("input_ndim") is not None:
+            return int(_numpy(meta["input_ndim"]).reshape(-1)[0])  # batched meta may hold it as a tensor
+    return None
+
+
 @dataclass
 class _OpenTomogram:
     """Outputs of the tomogram being written; frames arrive in order."""
@@ -35,6 +52,7 @@ class _OpenTomogram:
     name: str
     n_frames: int
     spacing: tuple[float, float, float]
+    section_2d: bool  # a 2D input file: outputs (X, Y), 2D measurements
     mask: StreamingNiftiWriter
     prob: StreamingNiftiWriter | None
     rows: list = field(default_factory=list)
@@ -48,6 +66,11 @@ class TomogramWriter:
     """Writes, for each input ``NAME``: ``NAME_nucleus.nii.gz`` (uint8, 0 background, each nucleus its
     own id kept across frames), optionally ``NAME_prob.nii.gz``, ``NAME_measurements.csv`` (one row
     per nucleus per frame), ``NAME_overlay.png`` and, for a series, ``NAME_timecourse.png``.
+
+    A 2D input (one x-y section; the reader's meta ``input_ndim`` is 2) gets 2D masks of its own
+    (X, Y) shape and affine, and the 2D measurements (:data:`MEASUREMENT_COLUMNS_2D`: area,
+    perimeter, circularity, dry mass per um of thickness), as its z spacing is a placeholder. A 3D
+    file with one section stays (X, Y, 1) with the 3D measurements.
 
     Attach to the inference evaluator (``val_handlers``); items come from
     :class:`osnet_monai.inference.TomogramStream` after postprocessing, with ``pred`` the binary mask
@@ -125,13 +148,21 @@ class TomogramWriter:
             labels = track_nuclei(current.previous_labels, labels, current.spacing, next_id=current.next_id)
         current.next_id = max(current.next_id, int(labels.max()) + 1)
         current.previous_labels = labels
-        current.mask.write(self._mask_dtype(labels))
+        # a 2D input's frame is its one section: the z axis the reader added is not written
+        z = 0 if current.section_2d else slice(None)
+        current.mask.write(self._mask_dtype(labels)[:, :, z])
         if current.prob is not None:
-            current.prob.write(_numpy(item[self.prob_key])[0].astype(np.float32))
+            current.prob.write(_numpy(item[self.prob_key])[0, :, :, z].astype(np.float32))
         ri = _numpy(item["ri"])
         medium = float(_numpy(item["medium_ri"]))
         frame, time_s = int(item["frame"]), float(item["time_s"])
-        for row in measure_nuclei(labels, ri, current.spacing, medium, refractive_increment_ml_per_g=self.refractive_increment):
+        if current.section_2d:
+            rows = measure_sections_2d(
+                labels[:, :, 0], ri[:, :, 0], current.spacing[:2], medium, refractive_increment_ml_per_g=self.refractive_increment
+            )
+        else:
+            rows = measure_nuclei(labels, ri, current.spacing, medium, refractive_increment_ml_per_g=self.refractive_increment)
+        for row in rows:
             current.rows.append({"frame": frame, "time_s": time_s, **row})
         if self.save_figures and current.overlay is None and (labels.any() or frame == current.n_frames - 1):
             current.overlay = (ri.copy(), labels.copy(), frame)
@@ -149,6 +180,10 @@ class TomogramWriter:
         affine = _numpy(item[self.pred_key].affine)  # pred is back on the input's grid (Invertd)
         n_frames = int(item["n_frames"])
         frame_shape = tuple(_numpy(item[self.pred_key]).shape[1:])
+        section_2d = _input_ndim(item, self.pred_key) == 2 and len(frame_shape) == 3 and frame_shape[2] == 1
+        if section_2d:
+            # the input's own 2D shape; its 4 x 4 affine is kept (nibabel gives a 2D NIfTI one too)
+            frame_shape = frame_shape[:2]
         spacing = tuple(float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
         name = str(item["name"])
         time_step = float(item.get("time_step_s") or 0.0) or None
@@ -157,7 +192,7 @@ class TomogramWriter:
         prob = None
         if self.save_prob:
             prob = StreamingNiftiWriter(self.output_dir / f"{name}_prob.nii.gz", frame_shape, n_frames, affine, np.float32, time_step, descrip)
-        return _OpenTomogram(str(item["path"]), name, n_frames, spacing, mask, prob)  # type: ignore[arg-type]
+        return _OpenTomogram(str(item["path"]), name, n_frames, spacing, section_2d, mask, prob)  # type: ignore[arg-type]
 
     def close_current(self, engine=None) -> None:
         """Finishes the current tomogram, or discards its outputs when it stopped part-way."""
@@ -180,7 +215,8 @@ class TomogramWriter:
         if current.prob is not None:
             outputs.append(current.prob.close())
         stem = self.output_dir / current.name
-        outputs.append(Path(measurements_to_csv(current.rows, f"{stem}_measurements.csv")))
+        columns = MEASUREMENT_COLUMNS_2D if current.section_2d else MEASUREMENT_COLUMNS
+        outputs.append(Path(measurements_to_csv(current.rows, f"{stem}_measurements.csv", columns)))
         if self.save_figures:
             if current.overlay is not None:
                 ri, labels, frame = current.overlay

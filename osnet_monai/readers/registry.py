@@ -2,7 +2,8 @@
 
 ``load_tomogram`` returns float32 refractive index in NIfTI/MONAI axis order, (X, Y, Z) or
 (X, Y, Z, T), with ``spacing`` in micrometres, whatever the file format. A 2D section comes back as
-(X, Y, 1) with ``is_2d=True`` so downstream code can treat it as a one-section stack.
+(X, Y, 1) with ``is_2d=True`` so downstream code can treat it as a one-section stack; ``input_ndim=2``
+tells it apart from a 3D file with one section, so the outputs can be written 2D like the input.
 
 Unit conventions for formats that do not state units: NRRD/MetaImage spacing is taken as micrometres;
 NIfTI spacing is converted from the header's ``xyzt_units`` (``micron``, ``meter``; ``mm`` is honoured only
@@ -95,8 +96,22 @@ def _format_of(path: PathLike) -> str:
     return found[1] if found else "unknown"
 
 
+def _check_ndim(path: str, shape: Sequence[int]) -> None:
+    """Refuse data with fewer than 2 dimensions: no section can be cut from a line or a single value."""
+    if len(shape) < 2:
+        raise input_error(
+            path, f"{len(shape)} dimension(s) {tuple(int(s) for s in shape)}; expected a 2D section, a 3D stack or a 4D series"
+        )
+
+
 def _nifti_meta(path: str, array: np.ndarray, meta: dict) -> None:
-    """Spacing (um), time step and medium RI from a NIfTI header, following the module's unit rules."""
+    """Spacing (um), time step and medium RI from a NIfTI header, following the module's unit rules.
+
+    Also used by the frame-by-frame NIfTI reader (with a placeholder of the file's shape as ``array``),
+    so the dimensionality check and ``input_ndim`` live here.
+    """
+    _check_ndim(path, array.shape)
+    meta["input_ndim"] = array.ndim
     # The header as stored: MONAI's reader may rewrite pixdim (time step included) to match the affine.
     header = nib.load(path).header
     affine = np.asarray(meta[MetaKeys.AFFINE], dtype=np.float64)
@@ -168,12 +183,13 @@ def load_tomogram(
         ``(array, meta)``. ``array``: float32, (X, Y, Z) or (X, Y, Z, T); a 2D section is (X, Y, 1).
         ``meta``: ``affine`` (4 x 4, um), ``spacing`` (x, y, z um), ``spatial_shape``,
         ``original_channel_dim`` (-1 for 4D, ``"no_channel"`` otherwise), ``axes`` ("XYZ"/"XYZT"),
-        ``is_2d``, ``format`` ("nifti", "itk", "tiff", "tcf"), ``spacing_source``, ``filename_or_obj``,
+        ``is_2d`` (one section: a 2D file, or a 3D file with Z = 1), ``input_ndim`` (dimensions of the
+        array as stored in the file: 2 for a 2D section, which is then promoted to (X, Y, 1)), ``format`` ("nifti", "itk", "tiff", "tcf"), ``spacing_source``, ``filename_or_obj``,
         ``ri_scale_detected`` (when checked), and ``time_step_s`` / ``medium_ri`` when the file gives them.
 
     Raises:
         InputError: one line naming the file and the problem: missing, unsupported suffix, unreadable
-            or corrupt, or failing a check.
+            or corrupt, fewer than 2 dimensions, or failing a check.
     """
     path_str = os.fspath(path)
     if not os.path.exists(path_str):
@@ -195,8 +211,10 @@ def load_tomogram(
     except Exception as exc:  # any library's parse/IO error means the same thing to the user
         raise input_error(path_str, f"not a valid {_FORMAT_LABEL.get(fmt, fmt)} file (corrupt or truncated?)", exc) from exc
 
+    _check_ndim(path_str, array.shape)  # before promotion, which indexes the first two axes
     meta["format"] = fmt
     meta["filename_or_obj"] = path_str
+    meta["input_ndim"] = array.ndim
     meta.setdefault("axes", "XYZT"[: array.ndim])
     if array.ndim == 2:
         array = _promote_2d(array, meta, default_spacing_um)
