@@ -262,6 +262,19 @@ def _perimeter(mask: np.ndarray, spacing: tuple[float, ...], smoothing_pixels: f
     return length if length > 0 else float("nan")
 
 
+def _checked_labels_and_ri(labels, ri, ndim: int, refractive_increment_ml_per_g: float) -> tuple[np.ndarray, np.ndarray]:
+    """The arguments every measurement shares, as arrays, or a ValueError saying which is wrong."""
+    labels, ri = np.asarray(labels), np.asarray(ri)
+    axes = "xyz"[:ndim]
+    if labels.ndim != ndim or labels.shape != ri.shape:
+        raise ValueError(f"labels_{axes} and ri_{axes} must be {ndim}D of equal shape, got {labels.shape} and {ri.shape}.")
+    if not np.issubdtype(labels.dtype, np.integer) or (labels.size and labels.min() < 0):
+        raise ValueError(f"labels_{axes} must hold non-negative integers.")
+    if refractive_increment_ml_per_g <= 0:
+        raise ValueError("refractive_increment_ml_per_g must be positive.")
+    return labels, ri
+
+
 def measure_nuclei(
     labels_xyz: np.ndarray,
     ri_xyz: np.ndarray,
@@ -301,14 +314,7 @@ def measure_nuclei(
         >>> round(row["volume_um3"], 3), round(row["dry_mass_pg"], 3)
         (125.0, 12.5)
     """
-    labels = np.asarray(labels_xyz)
-    ri = np.asarray(ri_xyz)
-    if labels.ndim != 3 or labels.shape != ri.shape:
-        raise ValueError(f"labels_xyz and ri_xyz must be 3D of equal shape, got {labels.shape} and {ri.shape}.")
-    if not np.issubdtype(labels.dtype, np.integer) or (labels.size and labels.min() < 0):
-        raise ValueError("labels_xyz must hold non-negative integers.")
-    if refractive_increment_ml_per_g <= 0:
-        raise ValueError("refractive_increment_ml_per_g must be positive.")
+    labels, ri = _checked_labels_and_ri(labels_xyz, ri_xyz, 3, refractive_increment_ml_per_g)
     spacing = _check_spacing(spacing_um)
     voxel_um3 = float(np.prod(spacing))
 
@@ -400,14 +406,7 @@ def measure_sections_2d(
         >>> round(row["area_um2"], 3), round(row["dry_mass_pg_per_um"], 3)
         (100.0, 10.0)
     """
-    labels = np.asarray(labels_xy)
-    ri = np.asarray(ri_xy)
-    if labels.ndim != 2 or labels.shape != ri.shape:
-        raise ValueError(f"labels_xy and ri_xy must be 2D of equal shape, got {labels.shape} and {ri.shape}.")
-    if not np.issubdtype(labels.dtype, np.integer) or (labels.size and labels.min() < 0):
-        raise ValueError("labels_xy must hold non-negative integers.")
-    if refractive_increment_ml_per_g <= 0:
-        raise ValueError("refractive_increment_ml_per_g must be positive.")
+    labels, ri = _checked_labels_and_ri(labels_xy, ri_xy, 2, refractive_increment_ml_per_g)
     spacing = _check_spacing(spacing_um, ndim=2)
     pixel_um2 = spacing[0] * spacing[1]
 
