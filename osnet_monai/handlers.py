@@ -1,4 +1,4 @@
-"""Ignite handlers MONAI lacks: an atomic, resumable last-epoch checkpoint."""
+"""Ignite handlers MONAI lacks: an atomic, resumable last-epoch checkpoint and an EMA of the weights."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from osnet_monai.atomic import atomic_output
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
-__all__ = ["ResumeCheckpoint", "save_atomically"]
+__all__ = ["ResumeCheckpoint", "EMAUpdate", "ModelCardWriter", "warmup_ema", "save_atomically"]
 
 
 def save_atomically(obj, path: str | os.PathLike) -> None:
@@ -46,6 +46,9 @@ class ResumeCheckpoint:
         save: whether this process writes (False on DDP ranks other than 0). Defaults to True.
         best_saver: the validation's key-metric ``CheckpointSaver``; its record of the best score is
             saved and restored too, so a resumed run does not replace the best model with a worse one.
+        ema: the exponential moving average of the weights (``torch.optim.swa_utils.AveragedModel``),
+            saved and restored with the rest. Optional.
+        scheduler: the learning-rate scheduler, saved and restored with the rest. Optional.
     """
 
     def __init__(
@@ -57,6 +60,8 @@ class ResumeCheckpoint:
         resume: bool = True,
         save: bool = True,
         best_saver=None,
+        ema: torch.nn.Module | None = None,
+        scheduler=None,
     ) -> None:
         if interval < 1:
             raise ValueError(f"interval must be >= 1, got {interval}.")
@@ -67,6 +72,8 @@ class ResumeCheckpoint:
         self.resume = resume
         self.save = save
         self.best_saver = best_saver
+        self.ema = ema
+        self.scheduler = scheduler
         self.logger = logging.getLogger(__name__)
 
     def attach(self, engine) -> None:
@@ -85,6 +92,10 @@ class ResumeCheckpoint:
             return
         _unwrap(self.network).load_state_dict(checkpoint["network"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.ema is not None and "ema" in checkpoint:
+            self.ema.load_state_dict(checkpoint["ema"])
+        if self.scheduler is not None and "scheduler" in checkpoint:
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
         best = self._best_checkpoint()
         if best is not None and checkpoint.get("best"):
             best.load_state_dict(checkpoint["best"])
@@ -104,7 +115,82 @@ class ResumeCheckpoint:
             "iteration": engine.state.iteration,
             "max_epochs": engine.state.max_epochs,
         }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
         best = self._best_checkpoint()
         if best is not None:
             state["best"] = best.state_dict()
         save_atomically(state, self.path)
+
+
+def warmup_ema(decay: float):
+    """``avg_fn`` for ``torch.optim.swa_utils.AveragedModel``: an EMA whose decay warms up.
+
+    The decay is ``min(decay, (1 + n) / (10 + n))`` after n updates (as TensorFlow's and timm's
+    EMA), so a short run's average is not dominated by the random initial weights; torch's own
+    ``get_ema_multi_avg_fn`` uses the full decay from the first step. ``decay=0`` copies the weights.
+    """
+    if not 0 <= decay < 1:
+        raise ValueError(f"decay must lie in [0, 1), got {decay}.")
+
+    def avg_fn(averaged: torch.Tensor, current: torch.Tensor, num_averaged) -> torch.Tensor:
+        n = float(num_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        return averaged * d + current * (1 - d)
+
+    return avg_fn
+
+
+class EMAUpdate:
+    """Updates an exponential moving average of the weights after every training iteration.
+
+    Validation and the shipped model use the average: it smooths the epoch-to-epoch swings of a
+    small-batch CPU run. ``ema`` is ``torch.optim.swa_utils.AveragedModel(network,
+    avg_fn=warmup_ema(decay), use_buffers=True)``; decay 0 makes it a copy of the current weights
+    (the paper's plain training).
+
+    Args:
+        ema: the averaged model.
+        network: the trained network.
+    """
+
+    def __init__(self, ema: torch.nn.Module, network: torch.nn.Module) -> None:
+        self.ema = ema
+        self.network = network
+
+    def attach(self, engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine) -> None:
+        self.ema.update_parameters(_unwrap(self.network))
+
+
+class ModelCardWriter:
+    """Writes a new model card (``model.pt`` -> ``model.json``) when training starts.
+
+    The card tells inference how the model sees its input (normalisation, 2.5D context), so a
+    checkpoint runs correctly wherever it goes; a threshold calibrated for an earlier model is
+    dropped (``scripts/calibrate.py`` adds the new one).
+
+    Args:
+        checkpoint: path of the best-model checkpoint the run writes.
+        fields: what the card says, e.g. ``{"normalisation": "robust", "context": 0}``.
+        save: whether this process writes (False on DDP ranks other than 0).
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike, fields: dict, save: bool = True) -> None:
+        self.checkpoint = checkpoint
+        self.fields = dict(fields)
+        self.save = save
+
+    def attach(self, engine) -> None:
+        if self.save:
+            engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine) -> None:
+        from osnet_monai.model_card import write_model_card
+
+        context = int(self.fields.get("context", 0))
+        write_model_card(self.checkpoint, replace=True, in_channels=2 * context + 1, **self.fields)

@@ -73,13 +73,24 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from ignite.metrics import Metric
+from ignite.metrics.metric import reinit__is_reduced
 
 from monai.handlers.ignite_metric import IgniteMetricHandler
 from monai.metrics import CumulativeIterationMetric
 from monai.metrics.utils import do_metric_reduction, ignore_background, is_binary_tensor
 from monai.utils import MetricReduction
 
-__all__ = ["FBetaMetric", "compute_fbeta", "PRAUCMetric", "compute_pr_auc", "FBetaScore", "PRAUC"]
+__all__ = [
+    "FBetaMetric",
+    "compute_fbeta",
+    "PRAUCMetric",
+    "compute_pr_auc",
+    "FBetaScore",
+    "PRAUC",
+    "WorstGroupDice",
+    "style_of",
+]
 
 
 def _plain(y_pred: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -420,3 +431,60 @@ class PRAUC(IgniteMetricHandler):
     ) -> None:
         metric_fn = PRAUCMetric(include_background=include_background, reduction=reduction)
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
+
+
+def style_of(cell_id: str) -> str:
+    """The style (or preset) a phantom file belongs to: its name up to the first ``-``."""
+    return str(cell_id).split("-", 1)[0]
+
+
+class WorstGroupDice(Metric):
+    """Mean Dice per group (per phantom style), reduced to the worst group: model selection by the
+    worst instrument, not by the mean.
+
+    Feed ``(y_pred, y, groups)``: binary ``(B, 1, ...)`` tensors (or lists of ``(1, ...)``) and one
+    group name per image. An image with empty ground truth is left out (as ``DiceMetric(ignore_empty=True)``).
+    ``compute()`` returns the lowest per-group mean; the per-group means are kept in ``self.per_group``
+    and, when attached, in ``engine.state.metric_details[name]``.
+
+    Args:
+        group_fn: maps the third item (e.g. a ``cell_id``) to its group. Defaults to :func:`style_of`.
+        output_transform: e.g. ``monai.handlers.from_engine(["pred", "label", "group"])``.
+    """
+
+    def __init__(self, group_fn: Callable[[str], str] = style_of, output_transform: Callable = lambda x: x) -> None:
+        self.group_fn = group_fn
+        self.per_group: dict[str, float] = {}
+        super().__init__(output_transform=output_transform)
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+
+    @reinit__is_reduced
+    def update(self, output) -> None:
+        y_pred, y, groups = output
+        if isinstance(y_pred, (list, tuple)):
+            y_pred, y = torch.stack([torch.as_tensor(p) for p in y_pred]), torch.stack([torch.as_tensor(t) for t in y])
+        groups = [groups] if isinstance(groups, str) else list(groups)
+        p = (y_pred > 0.5).flatten(1).float()
+        t = (y > 0.5).flatten(1).float()
+        inter, total = (p * t).sum(1), p.sum(1) + t.sum(1)
+        for g, i, tot, has in zip(groups, inter.tolist(), total.tolist(), (t.sum(1) > 0).tolist()):
+            if not has:
+                continue
+            key = self.group_fn(g)
+            self._sums[key] = self._sums.get(key, 0.0) + 2 * i / tot
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def compute(self) -> float:
+        self.per_group = {k: self._sums[k] / self._counts[k] for k in sorted(self._sums)}
+        return min(self.per_group.values()) if self.per_group else float("nan")
+
+    def completed(self, engine, name: str) -> None:
+        super().completed(engine, name)
+        details = getattr(engine.state, "metric_details", None)
+        if details is None:
+            engine.state.metric_details = details = {}
+        details[name] = dict(self.per_group)

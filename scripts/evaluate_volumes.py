@@ -25,6 +25,12 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / total) if total else 1.0
 
 
+def precision_recall(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Voxel precision and recall; an empty prediction has precision 1, an empty truth recall 1."""
+    tp = float((pred & truth).sum())
+    return (tp / pred.sum() if pred.sum() else 1.0), (tp / truth.sum() if truth.sum() else 1.0)
+
+
 def false_alarm_sections(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int]:
     """(nucleus-free x-y sections with predicted nucleus, nucleus-free sections); arrays X, Y, Z[, T]."""
     sections_truth = truth.reshape(truth.shape[0] * truth.shape[1], -1).any(axis=0)
@@ -32,15 +38,19 @@ def false_alarm_sections(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int]
     return int((sections_pred & ~sections_truth).sum()), int((~sections_truth).sum())
 
 
-def score_volumes(dataset_dir: str | Path, model: str | None = None, out: str | Path | None = None) -> dict[str, dict]:
-    """Segments every image of ``dataset_dir`` and scores it: name -> Dice, false alarms, nucleus-free sections."""
+def score_volumes(
+    dataset_dir: str | Path, model: str | None = None, out: str | Path | None = None, **overrides
+) -> dict[str, dict]:
+    """Segments every image of ``dataset_dir`` and scores it: name -> Dice, precision, recall, false
+    alarms, nucleus-free sections. ``overrides`` replace inference.json values (e.g. ``tta=True``)."""
     from osnet_monai.data import file_stem
     from osnet_monai.inference.cli import segment
 
     images = sorted((Path(dataset_dir) / "images").glob("*.nii*"))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(out or tmp)
-        overrides = {"ckpt_path": str(model)} if model else {}
+        if model:
+            overrides["ckpt_path"] = str(model)
         if segment([str(p) for p in images], out, save_figures=False, **overrides) != 0:
             raise RuntimeError(f"segmentation failed for some of {dataset_dir}")
         scores = {}
@@ -48,7 +58,9 @@ def score_volumes(dataset_dir: str | Path, model: str | None = None, out: str | 
             truth = np.asarray(nib.load(Path(dataset_dir) / "labels" / image.name).dataobj) > 0
             pred = np.asarray(nib.load(out / f"{file_stem(image)}_nucleus.nii.gz").dataobj) > 0
             alarms, empty = false_alarm_sections(pred, truth)
-            scores[image.name] = {"dice": dice(pred, truth), "false_alarm_sections": alarms, "nucleus_free_sections": empty}
+            precision, recall = precision_recall(pred, truth)
+            scores[image.name] = {"dice": dice(pred, truth), "precision": precision, "recall": recall,
+                                  "false_alarm_sections": alarms, "nucleus_free_sections": empty}
     return scores
 
 
@@ -59,6 +71,9 @@ def summary(scores: dict[str, dict]) -> dict[str, float]:
     return {
         "dice_mean": statistics.mean(values),
         "dice_sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "precision_mean": statistics.mean(s.get("precision", float("nan")) for s in scores.values()),
+        "recall_mean": statistics.mean(s.get("recall", float("nan")) for s in scores.values()),
+        "empty_masks": sum(1 for s in scores.values() if s.get("precision") == 1.0 and s.get("recall", 1.0) == 0.0),
         "false_alarm_rate": alarms / empty if empty else 0.0,
         "n": len(values),
     }

@@ -40,7 +40,7 @@ def test_train_end_to_end(ellipsoid_dataset, tmp_path):
     trainer = workflow.parser.get_parsed_content("train#trainer")
     assert trainer.state.epoch == 2
     evaluator = workflow.parser.get_parsed_content("validate#evaluator")
-    assert set(evaluator.state.metrics) == {"val_mean_dice", "val_jaccard", "val_f05", "val_pr_auc"}
+    assert set(evaluator.state.metrics) == {"val_worst_style_dice", "val_mean_dice", "val_jaccard", "val_f05", "val_pr_auc"}
     assert all(0.0 <= v <= 1.0 for v in evaluator.state.metrics.values())
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     assert "down_1.gcn.branch_row_first.0.conv.weight" in state

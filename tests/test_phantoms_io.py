@@ -32,15 +32,15 @@ def test_dataset_layout_and_nifti_headers(tmp_path, tiny, frames):
     path = generate_dataset(tmp_path, n=3, frames=frames, seed=5, preset=["tiny", "tinyf"], workers=1)
     assert path == tmp_path / "datalist.json"
     d = json.loads(path.read_text())
-    assert {"name", "description", "presets", "training", "validation"} <= set(d)
+    assert {"name", "description", "styles", "training", "validation"} <= set(d)
     entries = d["training"] + d["validation"]
     assert len(entries) == 3 and len(d["validation"]) == 1
     assert not {e["cell_id"] for e in d["training"]} & {e["cell_id"] for e in d["validation"]}
     for e in entries:
-        assert {"image", "label", "cell_id", "medium_ri", "preset"} <= set(e)
+        assert {"image", "label", "cell_id", "medium_ri", "style"} <= set(e)
         assert pathlib.Path(e["image"]).name == pathlib.Path(e["label"]).name
         img, lab = nib.load(tmp_path / e["image"]), nib.load(tmp_path / e["label"])
-        p = PRESETS[e["preset"]]
+        p = PRESETS[e["style"]]
         expected = p.field_shape + ((frames,) if frames > 1 else ())
         assert img.shape == lab.shape == expected
         np.testing.assert_allclose(img.affine, np.diag(list(p.voxel_size_um) + [1.0]), rtol=1e-6)
@@ -141,7 +141,7 @@ def test_cli(tmp_path, tiny, capsys):
     assert main(["phantoms", str(tmp_path / "o"), "--n", "2", "--frames", "1", "--seed", "1", "--preset", "tiny",
                  "--workers", "1", "--tcf"]) == 0
     d = json.loads((tmp_path / "o/datalist.json").read_text())
-    assert d["presets"] == ["tiny"] and (tmp_path / "o/tcf/tiny-s1-0000.TCF").is_file()
+    assert d["styles"] == ["tiny"] and (tmp_path / "o/tcf/tiny-s1-0000.TCF").is_file()
     assert main(["phantoms", str(tmp_path / "p"), "--n", "0"]) == 2
     assert main(["phantoms", str(tmp_path / "p"), "--preset", "bogus"]) == 2
     assert "preset" in capsys.readouterr().out

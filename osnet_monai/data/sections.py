@@ -11,7 +11,33 @@ from torch.utils.data import Dataset
 
 from monai.utils import ensure_tuple
 
-__all__ = ["SectionDataset"]
+__all__ = ["SectionDataset", "neighbour_index", "stack_neighbours"]
+
+
+def neighbour_index(n: int, context: int) -> torch.Tensor:
+    """``(n, 2k+1)`` section indices ``z-k .. z+k`` for every z, clamped to ``[0, n)``: edge sections
+    repeat the nearest existing one, as a volume padded by replication would."""
+    offsets = torch.arange(-context, context + 1)
+    return (torch.arange(n)[:, None] + offsets[None]).clamp_(0, n - 1)
+
+
+def stack_neighbours(x: torch.Tensor, context: int, dim: int = -1) -> torch.Tensor:
+    """Each section along ``dim`` with its ``context`` neighbours on either side as channels.
+
+    Shapes: ``(B, C, *spatial)`` -> ``(B, C * (2k+1), *spatial)``; channel ``c * (2k+1) + j`` holds
+    input channel c at section ``z + j - k``. ``context`` 0 returns ``x`` itself. The one rule for
+    training (:class:`SectionDataset`) and inference (:class:`osnet_monai.inference.ContextSliceInferer`).
+    """
+    if context <= 0:
+        return x
+    dim = dim % x.dim()
+    if dim < 2:
+        raise ValueError(f"dim must be a spatial dimension of (B, C, *spatial), got {dim}.")
+    index = neighbour_index(x.shape[dim], context).to(x.device)  # (Z, 2k+1)
+    stacked = torch.index_select(x, dim, index.T.reshape(-1))  # along dim: offset-major, (2k+1) * Z
+    stacked = stacked.unflatten(dim, (2 * context + 1, x.shape[dim]))  # (B, C, ..., 2k+1, Z, ...)
+    stacked = stacked.movedim(dim, 2)  # (B, C, 2k+1, *spatial)
+    return stacked.flatten(1, 2)
 
 
 class SectionDataset(Dataset):
@@ -24,7 +50,9 @@ class SectionDataset(Dataset):
 
     ``volume_transform`` must return channel-first volumes ``(C, X, Y, Z)``: C = 1 for a 3D stack,
     C = T for a 4D series (``EnsureChannelFirstd`` puts NIfTI's time axis there), so each frame's
-    sections are separate examples. Items are ``{"image": (1, X, Y), "label": (1, X, Y), "name": str}``.
+    sections are separate examples. Items are ``{"image": (1, X, Y), "label": (1, X, Y), "name": str}``;
+    with ``context`` k the image is ``(2k+1, X, Y)``: sections z-k..z+k of the same frame (2.5D
+    input, edges replicate the nearest section), the label still the centre section's.
 
     Args:
         data: items such as ``{"image": path, "label": path, "cell_id": ...}``.
@@ -39,6 +67,7 @@ class SectionDataset(Dataset):
         cell_threshold: normalised contrast that counts as cell for ``empty_share``.
         keys: image and label keys.
         seed: seed for the choice of nucleus-free sections.
+        context: neighbouring sections on each side given as extra channels (2.5D). Defaults to 0.
     """
 
     def __init__(
@@ -53,7 +82,10 @@ class SectionDataset(Dataset):
         cell_threshold: float = 0.3,
         keys: Sequence[str] = ("image", "label"),
         seed: int = 0,
+        context: int = 0,
     ) -> None:
+        if context < 0:
+            raise ValueError(f"context must be >= 0, got {context}.")
         if augmented_share < 0 or empty_share < 0:
             raise ValueError(f"augmented_share and empty_share must be >= 0, got {augmented_share}, {empty_share}.")
         if augmented_share > 0 and augmentation is None:
@@ -61,6 +93,7 @@ class SectionDataset(Dataset):
         self.data = list(data)
         self.transform = transform
         self.augmentation = augmentation
+        self.context = int(context)
         self.image_key, self.label_key = ensure_tuple(keys)[:2]
         rng = np.random.default_rng(seed)
         self.sections: list[dict[str, Any]] = []
@@ -86,11 +119,13 @@ class SectionDataset(Dataset):
         label = (label > 0).to(torch.uint8)
         pixels = label.sum(dim=(1, 2))  # (C, Z)
         has_cell = (image > cell_threshold).any(dim=1).any(dim=1)
+        neighbours = neighbour_index(image.shape[-1], self.context)  # (Z, 2k+1); k = 0: z itself
         nucleus, empty = [], []
         for t in range(image.shape[0]):
             for z in range(image.shape[-1]):
                 section = {
-                    self.image_key: image[t : t + 1, ..., z].clone(),
+                    # (2k+1, X, Y): frame t's sections z-k..z+k, never another frame's
+                    self.image_key: image[t, ..., neighbours[z]].movedim(-1, 0).contiguous(),
                     self.label_key: label[t : t + 1, ..., z].clone(),
                     "name": f"{name}_t{t:03d}_z{z:03d}",
                     "cell_id": name,

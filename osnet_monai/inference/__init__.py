@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from osnet_monai.inference.figures import save_overlay, save_timecourse
+from osnet_monai.inference.inferer import ContextSliceInferer
 from osnet_monai.inference.memory import fix_malloc_mmap_threshold
 from osnet_monai.inference.nifti_stream import StreamingNiftiWriter
 from osnet_monai.inference.stream import TomogramStream, list_inputs
@@ -10,6 +11,7 @@ from osnet_monai.inference.wrappers import FlipTTA, FrozenForInference, SkipEmpt
 from osnet_monai.inference.writer import TomogramWriter
 
 __all__ = [
+    "ContextSliceInferer",
     "FlipTTA",
     "FrozenForInference",
     "SkipEmptyWindows",

@@ -69,10 +69,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", default=None, help="bundle folder (default: the repository's bundle/)")
-    parser.add_argument("--model", default=None, help="checkpoint to use (default: BUNDLE/models/model.pt)")
+    parser.add_argument(
+        "--model", default=None,
+        help="checkpoint to use (default: BUNDLE/models/model.pt); its model card (model.json) sets threshold and 2.5D context",
+    )
     parser.add_argument("--tta", action="store_true", help="average with horizontally and vertically flipped sections")
     parser.add_argument("--save-prob", action="store_true", help="also write NAME_prob.nii.gz")
-    parser.add_argument("--threshold", type=float, default=None, help="probability threshold (default 0.5)")
+    parser.add_argument(
+        "--threshold", type=float, default=None,
+        help="probability threshold (default: the model card's, MODEL.json beside the checkpoint, else 0.5)",
+    )
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: CUDA when available)")
     parser.add_argument(
         "--spacing", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),

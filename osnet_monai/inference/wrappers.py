@@ -70,7 +70,8 @@ class SkipEmptyWindows(nn.Module):
 
     A window where fewer than ``min_fraction`` of the pixels exceed ``cell_threshold`` (normalised
     RI contrast) is culture medium only (above or below the cells, or beside them) and cannot hold
-    a nucleus; the fraction, not a single pixel, keeps noise from counting as cell.
+    a nucleus; the fraction, not a single pixel, keeps noise from counting as cell. With 2.5D
+    input (C = 2k+1 neighbouring sections) the centre channel decides.
 
     Shapes: ``(B, C, H, W) -> (B, out_channels, H, W)``.
 
@@ -100,7 +101,9 @@ class SkipEmptyWindows(nn.Module):
         self.empty_logit = empty_logit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        has_cell = (x > self.cell_threshold).flatten(1).float().mean(dim=1) >= self.min_fraction
+        # the centre channel is the section being segmented (its 2.5D neighbours sit on either side)
+        centre = x[:, x.shape[1] // 2]
+        has_cell = (centre > self.cell_threshold).flatten(1).float().mean(dim=1) >= self.min_fraction
         out = torch.full(
             (x.shape[0], self.out_channels, x.shape[2], x.shape[3]), self.empty_logit, dtype=x.dtype, device=x.device
         )

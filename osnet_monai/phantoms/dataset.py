@@ -14,20 +14,28 @@ import numpy as np
 
 from .field import render_field
 from .io import ri_to_uint16, write_json, write_nifti, write_tcf
-from .presets import PRESETS, TRAINING_PRESETS
+from .presets import PRESETS
+from .styles import STYLES, render_style
 
-__all__ = ["generate_dataset", "ensure_default_dataset", "DEFAULT_DATASET", "DATASET_VERSION"]
+__all__ = ["generate_dataset", "ensure_default_dataset", "DEFAULT_DATASET", "DATASET_VERSION", "sources"]
 
-DATASET_VERSION = 2  # 2: interphase nuclei at most NUCLEUS_DELTA_MAX denser than their cytoplasm
+# 2: interphase nuclei at most NUCLEUS_DELTA_MAX denser than their cytoplasm; 3: every rendering style
+DATASET_VERSION = 3
 
-#: THE default training data set: (preset, number of fields, frames per field), seed 2024.
-#: 40 3-D fields and 6 time series of 4 frames = 64 volumes, about 1,500 nucleus-containing x-y
-#: sections; cross_lab is held out.
+
+def sources() -> tuple[str, ...]:
+    """What a field can be drawn from: a rendering style (instruments drawn per field) or a fixed preset."""
+    return tuple(STYLES) + tuple(PRESETS)
+
+
+#: THE default training data set: (style, number of fields, frames per field), seed 2024.
+#: Every style alike: 14 3-D fields and 2 time series of 3 frames each; the cross_lab preset and
+#: the leave-one-style-out test sets (other seeds) are never in it.
 DEFAULT_DATASET = {
     "name": "osnet-phantoms-default",
     "seed": 2024,
-    "parts": [("ht2h", 26, 1), ("hx1", 14, 1), ("ht2h", 4, 4), ("hx1", 2, 4)],
-    "validation_fraction": 0.2,
+    "parts": [(style, 14, 1) for style in STYLES] + [(style, 2, 3) for style in STYLES],
+    "validation_fraction": 0.25,
 }
 
 
@@ -38,10 +46,10 @@ def _check_args(n, frames, preset, validation_fraction) -> list[str]:
         raise ValueError(f"frames must be a positive integer, got {frames!r}")
     names = [preset] if isinstance(preset, str) else list(preset)
     if not names:
-        raise ValueError("preset must name at least one preset")
+        raise ValueError("preset must name at least one style or preset")
     for name in names:
-        if name not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)} (or a list of them), got {name!r}")
+        if name not in sources():
+            raise ValueError(f"style or preset must be one of {', '.join(sources())} (or a list of them), got {name!r}")
     if not 0 <= validation_fraction < 1:
         raise ValueError(f"validation_fraction must lie in [0, 1), got {validation_fraction!r}")
     return names
@@ -50,26 +58,35 @@ def _check_args(n, frames, preset, validation_fraction) -> list[str]:
 def _write_one(job: dict) -> dict:
     """Render and write one field (runs in a worker process)."""
     out = pathlib.Path(job["out_dir"])
-    preset = PRESETS[job["preset"]]
-    if job.get("nonneg_fill") is not None:
-        preset = preset.replace(nonneg_fill=bool(job["nonneg_fill"]))
-    r = render_field(preset, seed=job["seed"], frames=job["frames"], index=job["index"])
-    p = r.preset
+    source = job["preset"]
+    if source in STYLES:
+        r = render_style(source, seed=job["seed"], index=job["index"], frames=job["frames"])
+        a = r.acquisition
+        image, label = r.image, r.label
+        spacing, step, medium, storage = a.voxel_size_um, a.time_step_s, a.medium_ri, a.storage
+    else:
+        preset = PRESETS[source]
+        if job.get("nonneg_fill") is not None:
+            preset = preset.replace(nonneg_fill=bool(job["nonneg_fill"]))
+        r = render_field(preset, seed=job["seed"], frames=job["frames"], index=job["index"])
+        p = r.preset
+        image, label = r.image, r.label
+        spacing, step, medium, storage = p.voxel_size_um, p.time_step_s, p.medium_ri, p.dtype
     name = job["name"]
-    image = ri_to_uint16(r.image) if p.dtype == "uint16" else r.image.astype(np.float32)
-    write_nifti(out / "images" / f"{name}.nii.gz", image, p.voxel_size_um, p.time_step_s, p.medium_ri)
-    write_nifti(out / "labels" / f"{name}.nii.gz", r.label.astype(np.uint8), p.voxel_size_um, p.time_step_s, p.medium_ri)
+    stored = ri_to_uint16(image) if storage == "uint16" else image.astype(np.float32)
+    write_nifti(out / "images" / f"{name}.nii.gz", stored, spacing, step, medium)
+    write_nifti(out / "labels" / f"{name}.nii.gz", label.astype(np.uint8), spacing, step, medium)
     if job["tcf"]:
-        vol = r.image if r.image.ndim == 4 else r.image[..., None]
+        vol = image if image.ndim == 4 else image[..., None]
         zyx = np.transpose(vol, (3, 2, 1, 0))  # (T, Z, Y, X)
-        write_tcf(out / "tcf" / f"{name}.TCF", zyx, p.voxel_size_um, p.time_step_s, uint16=p.dtype == "uint16", title=name)
-    n_sections = int((r.label.reshape(r.label.shape[0], r.label.shape[1], -1).sum(axis=(0, 1)) > 0).sum())
+        write_tcf(out / "tcf" / f"{name}.TCF", zyx, spacing, step, uint16=storage == "uint16", title=name)
+    n_sections = int((label.reshape(label.shape[0], label.shape[1], -1).sum(axis=(0, 1)) > 0).sum())
     return {
         "image": f"images/{name}.nii.gz",
         "label": f"labels/{name}.nii.gz",
         "cell_id": name,
-        "medium_ri": round(float(p.medium_ri), 4),
-        "preset": job["preset"],
+        "medium_ri": round(float(medium), 4),
+        "style": source,
         "frames": int(job["frames"]),
         "nucleus_sections": n_sections,
     }
@@ -118,7 +135,8 @@ def generate_dataset(
         n: number of fields (files); each file is one group ``cell_id`` for grouped folds.
         frames: time points per field.
         seed: the data set is a pure function of (seed, presets, n, frames).
-        preset: a preset name or a list of names, cycled over the fields.
+        preset: a rendering style or preset name (:func:`sources`) or a list of them, cycled over
+            the fields.
         tcf: also write ``tcf/NAME.TCF`` (Tomocube HDF5 layout).
         validation_fraction: share of files in the ``validation`` list (never sharing a cell_id with
             ``training``).
@@ -149,7 +167,7 @@ def generate_dataset(
         ),
         "version": DATASET_VERSION,
         "seed": int(seed),
-        "presets": sorted(set(names)),
+        "styles": sorted(set(names)),
         "frames": int(frames),
         "training": training,
         "validation": validation,
@@ -176,9 +194,9 @@ def _is_complete(datalist_path: pathlib.Path, expected_name: str | None = None) 
 def ensure_default_dataset(cache_dir: str | os.PathLike, *, workers: int | None = None) -> pathlib.Path:
     """Return ``cache_dir/datalist.json`` of THE default training set, generating it if needed.
 
-    Idempotent: a complete data set is reused. Otherwise the set (:data:`DEFAULT_DATASET`: ht2h and
-    hx1 fields, some 4-frame time series, cross_lab held out) is written into a temporary sibling
-    folder and renamed onto ``cache_dir`` when complete.
+    Idempotent: a complete data set of this version is reused. Otherwise the set
+    (:data:`DEFAULT_DATASET`: every rendering style alike, some 3-frame time series) is written
+    into a temporary sibling folder and renamed onto ``cache_dir`` when complete.
     """
     cache = pathlib.Path(cache_dir)
     target = cache / "datalist.json"
@@ -201,13 +219,13 @@ def ensure_default_dataset(cache_dir: str | os.PathLike, *, workers: int | None 
         datalist = {
             "name": spec["name"],
             "description": (
-                "THE default osnet-monai training set: synthetic ODT tomograms (ht2h and hx1 presets, "
-                f"{len(entries)} files, {sections} nucleus-containing x-y sections incl. 4-frame time series); "
+                f"THE default osnet-monai training set: synthetic ODT tomograms of the styles {', '.join(STYLES)} "
+                f"({len(entries)} files, {sections} nucleus-containing x-y sections incl. 3-frame time series); "
                 "the cross_lab preset is held out"
             ),
             "version": DATASET_VERSION,
             "seed": spec["seed"],
-            "presets": sorted({p for p, _, _ in spec["parts"]}),
+            "styles": sorted({p for p, _, _ in spec["parts"]}),
             "nucleus_sections": int(sections),
             "training": training,
             "validation": validation,
@@ -229,5 +247,3 @@ def ensure_default_dataset(cache_dir: str | os.PathLike, *, workers: int | None 
             shutil.rmtree(tmp, ignore_errors=True)
     return target
 
-
-assert {p for p, _, _ in DEFAULT_DATASET["parts"]} <= set(TRAINING_PRESETS)
