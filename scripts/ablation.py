@@ -1,4 +1,4 @@
-"""Measured choices beyond the paper: nucleus-free training sections and robustness augmentation.
+"""Measured choices beyond the paper: nucleus-free training sections and instrument augmentation.
 
 Trains OS-Net once per variant on the same data and fold, then scores each model three ways:
 section metrics on the held-out fold (evaluate.json), and the whole pipeline's 3D Dice and false
@@ -26,9 +26,9 @@ from evaluate_volumes import score_volumes, summary  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {
-    "paper: nucleus sections only (empty_share 0)": {"empty_share": 0.0, "robust_augment": False},
-    "default: + nucleus-free sections (empty_share 0.2)": {"empty_share": 0.2, "robust_augment": False},
-    "shipped: + robust augmentation": {"empty_share": 0.2, "robust_augment": True},
+    "paper: nucleus sections only (empty_share 0)": {"empty_share": 0.0, "instrument_augment": False},
+    "default: + nucleus-free sections (empty_share 0.2)": {"empty_share": 0.2, "instrument_augment": False},
+    "shipped: + instrument augmentation": {"empty_share": 0.2, "instrument_augment": True},
 }
 
 

@@ -1,16 +1,19 @@
 #!/usr/bin/env python
-"""Draw what the synthetic ODT tomograms look like: per preset an x-y and an x-z section with the
-nucleus contour, the ground truth before imaging next to the imaged tomogram, and a time-lapse strip.
+"""Draw what the synthetic ODT tomograms look like: per rendering style and per preset an x-y and an
+x-z section with the nucleus contour, the ground truth before imaging next to the imaged tomogram,
+and a time-lapse strip.
 
-    python scripts/draw_phantoms.py [--out docs] [--seed 3]
+    python scripts/draw_phantoms.py [--out docs] [--seed 3] [--only NAME]
 
-Writes ``docs/phantoms_<preset>.png``, ``docs/phantoms_timelapse.png`` and ``docs/phantoms_truth.png``.
+Writes ``docs/style_<style>.png``, ``docs/phantoms_<preset>.png``, ``docs/phantoms_timelapse.png``
+and ``docs/phantoms_truth.png``.
 """
 
 from __future__ import annotations
 
 import argparse
 import pathlib
+import textwrap
 
 import matplotlib
 
@@ -20,6 +23,7 @@ import numpy as np  # noqa: E402
 
 from osnet_monai.phantoms import PRESETS  # noqa: E402
 from osnet_monai.phantoms.field import render_field  # noqa: E402
+from osnet_monai.phantoms.styles import STYLES, get_style, render_style  # noqa: E402
 
 
 def _window(medium: float) -> tuple[float, float]:
@@ -30,8 +34,8 @@ def _sections(image, label, vox):
     """x-y section through the largest nucleus area and x-z section through its centroid row."""
     areas = label.sum(axis=(0, 1))
     z = int(np.argmax(areas)) if areas.max() > 0 else image.shape[2] // 2
-    ys = np.nonzero(label[:, :, z].sum(axis=0))[0]
-    y = int(np.round(ys.mean())) if len(ys) else image.shape[1] // 2
+    rows = label[:, :, z].sum(axis=0)
+    y = int(np.argmax(rows)) if rows.max() > 0 else image.shape[1] // 2  # the row crossing the most nucleus
     return z, y
 
 
@@ -83,6 +87,30 @@ def draw_preset(name: str, out: pathlib.Path, seeds: list[int]) -> pathlib.Path:
     return path
 
 
+def draw_style(name: str, out: pathlib.Path, seeds: list[int]) -> pathlib.Path:
+    """Three fields of one rendering style; each its own instrument, so each its own grey window."""
+    fig, axes = plt.subplots(2, len(seeds), figsize=(3.3 * len(seeds), 6.4),
+                             gridspec_kw={"height_ratios": [3, 1.4]})
+    for col, seed in enumerate(seeds):
+        f = render_style(name, seed=seed, index=0)
+        a = f.acquisition
+        vox = a.voxel_size_um
+        win = tuple(float(v) for v in np.percentile(f.image, [0.5, 99.8]))
+        z, y = _sections(f.image, f.label, vox)
+        _show_xy(axes[0, col], f.image[:, :, z], f.label[:, :, z], vox, win,
+                 f"seed {seed}: voxel {vox[0]:.3f} x {vox[2]:.2f} um, {a.wavelength_um * 1000:.0f} nm\n"
+                 f"NA ill/obj {a.na_illumination:.2f}/{a.na_objective:.2f}, medium {a.medium_ri:.4f}, {a.storage}")
+        _show_xz(axes[1, col], f.image[:, y, :], f.label[:, y, :], vox, win,
+                 f"x-z at y = {y * vox[1]:.1f} um; window {win[0]:.3f}-{win[1]:.3f}")
+    fig.suptitle("\n".join(textwrap.wrap(f"style {name}: {get_style(name).DESCRIPTION} (red: nucleus label)", 110)),
+                 fontsize=8)
+    fig.tight_layout()
+    path = out / f"style_{name}.png"
+    fig.savefig(path, dpi=105)
+    plt.close(fig)
+    return path
+
+
 def draw_truth(out: pathlib.Path, seed: int) -> pathlib.Path:
     r = render_field("ht2h", seed=seed, return_truth=True)
     vox = r.preset.voxel_size_um
@@ -129,10 +157,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parents[1] / "docs")
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--only", default=None, help="draw only this preset (or 'truth', 'timelapse')")
+    parser.add_argument("--only", default=None, help="draw only this style or preset (or 'truth', 'timelapse')")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = [args.seed, args.seed + 1, args.seed + 2]
+    for name in STYLES:
+        if args.only in (None, name):
+            print(draw_style(name, args.out, seeds))
     for name in PRESETS:
         if args.only in (None, name):
             print(draw_preset(name, args.out, seeds))

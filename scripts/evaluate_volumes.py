@@ -64,6 +64,32 @@ def score_volumes(
     return scores
 
 
+def contrast_scaled(dataset_dir: str | Path, factor: float, out_dir: str | Path) -> Path:
+    """A copy of a phantom data set with every tomogram's RI contrast to its medium multiplied by
+    ``factor`` (float RI, same grid and labels): what another instrument's calibration or
+    reconstruction does to the same cells. The medium is the datalist's ``medium_ri``."""
+    import json
+    import shutil
+
+    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
+    datalist = json.loads((dataset_dir / "datalist.json").read_text())
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(dataset_dir / "labels", out_dir / "labels", dirs_exist_ok=True)
+    for entry in datalist["training"] + datalist.get("validation", []):
+        image = nib.load(dataset_dir / entry["image"])
+        ri = np.asarray(image.get_fdata(dtype=np.float32))
+        if image.get_data_dtype() == np.uint16:  # stored as RI x 10,000
+            ri = ri / 10000.0
+        medium = float(entry["medium_ri"])
+        scaled = (medium + factor * (ri - medium)).astype(np.float32)
+        header = image.header.copy()
+        header.set_data_dtype(np.float32)
+        header.set_slope_inter(1.0, 0.0)
+        nib.save(nib.Nifti1Image(scaled, image.affine, header), out_dir / entry["image"])
+    (out_dir / "datalist.json").write_text(json.dumps(datalist, indent=1))
+    return out_dir
+
+
 def summary(scores: dict[str, dict]) -> dict[str, float]:
     values = [s["dice"] for s in scores.values()]
     empty = sum(s["nucleus_free_sections"] for s in scores.values())

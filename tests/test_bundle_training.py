@@ -75,6 +75,7 @@ def test_interrupted_run_resumes(ellipsoid_dataset, tmp_path):
     assert trainer.state.epoch == 2
     assert trainer.state.iteration == 2 * iterations_one_epoch  # one more epoch, not two
     assert torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)["epoch"] == 2
+    assert (tmp_path / "model.json").is_file()  # the card, written once (rank 0)
     assert any(not torch.equal(p.detach(), saved["network"][n]) for n, p in network.named_parameters())
 
 
@@ -147,6 +148,7 @@ def test_ddp_two_cpu_processes(ellipsoid_dataset, tmp_path):
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in state)  # saved unwrapped, loadable without DDP
     assert torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)["epoch"] == 2
+    assert (tmp_path / "model.json").is_file()  # the card, written once (rank 0)
 
 
 def test_augmentation_pipeline_statistics():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -41,3 +43,22 @@ def test_dice_of_disjoint_equal_and_empty_masks():
     assert script.dice(a, b) == 0.0
     b[0, 0, 0] = True
     assert script.dice(a, b) == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("stored", ["uint16", "float32"])
+def test_contrast_scaled_copy_multiplies_the_contrast_around_the_medium(tmp_path, stored):
+    medium = 1.337
+    ri = medium + np.linspace(-0.01, 0.03, 4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3)
+    data = np.round(ri * 10000).astype(np.uint16) if stored == "uint16" else ri
+    affine = np.diag([0.2, 0.2, 0.5, 1.0])
+    for folder in ("images", "labels"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "in" / "images" / "a.nii.gz")
+    nib.save(nib.Nifti1Image((ri > medium + 0.01).astype(np.uint8), affine), tmp_path / "in" / "labels" / "a.nii.gz")
+    entry = {"image": "images/a.nii.gz", "label": "labels/a.nii.gz", "cell_id": "a", "medium_ri": medium}
+    (tmp_path / "in" / "datalist.json").write_text(json.dumps({"training": [entry], "validation": []}))
+    out = load_script().contrast_scaled(tmp_path / "in", 1.6, tmp_path / "out")
+    scaled = nib.load(out / "images" / "a.nii.gz")
+    np.testing.assert_allclose(scaled.get_fdata(), medium + 1.6 * (ri - medium), atol=2e-4)
+    np.testing.assert_allclose(scaled.affine, affine)
+    assert (out / "labels" / "a.nii.gz").is_file() and (out / "datalist.json").is_file()

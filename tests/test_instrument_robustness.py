@@ -144,12 +144,12 @@ def test_leave_one_style_out_never_trains_or_selects_on_the_left_out_style(tmp_p
 
 def test_leave_one_style_out_report_names_the_worst_style(tmp_path):
     gen = _load_script("generalisation")
+    key = "ours-" + gen.budget_name(epochs=2, batch_size=8, roi=160)
+    (tmp_path / key).mkdir()
     for style, dice in (("beam", 0.5), ("organic", 0.8)):
-        folder = tmp_path / "ours-e2" / style
-        folder.mkdir(parents=True)
         summary = {"dice_mean": dice, "dice_sd": 0.1, "precision_mean": 0.9, "recall_mean": dice, "empty_masks": 0, "n": 3}
-        (folder / "result.json").write_text(json.dumps({"summary": summary, "volumes": {}, "train_seconds": 60}))
+        (tmp_path / key / f"{style}.json").write_text(json.dumps({"summary": summary, "volumes": {}, "train_seconds": 60}))
     report = tmp_path / "report.md"
-    gen.write_report(gen.collect(tmp_path, 2), 2, 3, 9300, report)
+    gen.write_report(gen.collect(tmp_path), 3, 9300, report)
     text = report.read_text()
-    assert "worst **0.500** (beam)" in text and "| ours | 2 | 0.650 | 0.500 (beam) |" in text
+    assert "worst **0.500** (beam)" in text and f"| {key} | 2 | 0.650 | 0.500 (beam) |" in text

@@ -118,7 +118,8 @@ class TomogramStream(IterableDataset):
                 # the reader's frame is read-only (not copied); no transform writes into it
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
                 tensor = torch.from_numpy(ri)
-            image = MetaTensor(tensor, affine=torch.as_tensor(meta["affine"]), meta=meta)
+            image = MetaTensor(tensor, affine=torch.as_tensor(meta["affine"]),
+                               meta={k: v for k, v in meta.items() if k != "affine"})  # MetaTensor warns on both
             item = {
                 "image": image,
                 "ri": ri,

@@ -52,5 +52,6 @@ class LoadTomogramd(MapTransform):
                 continue
             array, meta = load_tomogram(d[key], self.default_spacing_um, check=key in self.ri_keys)
             tensor = torch.from_numpy(np.ascontiguousarray(array))
-            d[key] = MetaTensor(tensor, affine=torch.as_tensor(meta["affine"], dtype=torch.float64), meta=meta)
+            affine = torch.as_tensor(meta.pop("affine"), dtype=torch.float64)  # given once: MetaTensor warns on both
+            d[key] = MetaTensor(tensor, affine=affine, meta=meta)
         return d
