@@ -49,6 +49,8 @@ class ResumeCheckpoint:
         ema: the exponential moving average of the weights (``torch.optim.swa_utils.AveragedModel``),
             saved and restored with the rest. Optional.
         scheduler: the learning-rate scheduler, saved and restored with the rest. Optional.
+        pretrained: weights to start from when no unfinished run is resumed (fine-tuning), e.g. the
+            shipped ``models/model.pt``: a state dict, or a dict holding one under ``"model"``.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class ResumeCheckpoint:
         best_saver=None,
         ema: torch.nn.Module | None = None,
         scheduler=None,
+        pretrained: str | os.PathLike | None = None,
     ) -> None:
         if interval < 1:
             raise ValueError(f"interval must be >= 1, got {interval}.")
@@ -74,22 +77,33 @@ class ResumeCheckpoint:
         self.best_saver = best_saver
         self.ema = ema
         self.scheduler = scheduler
+        self.pretrained = Path(pretrained) if pretrained else None
+        if self.pretrained is not None and not self.pretrained.is_file():
+            raise FileNotFoundError(f"{self.pretrained}: pretrained weights not found.")
         self.logger = logging.getLogger(__name__)
 
     def attach(self, engine) -> None:
-        if self.resume:
+        if self.resume or self.pretrained is not None:
             engine.add_event_handler(Events.STARTED, self.load)
         if self.save:
             engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self.write)
             engine.add_event_handler(Events.COMPLETED, self.write)
 
     def load(self, engine) -> None:
+        if not (self.resume and self._resume(engine)) and self.pretrained is not None:
+            state = torch.load(self.pretrained, map_location="cpu", weights_only=True)
+            state = state.get("model", state) if isinstance(state.get("model"), dict) else state
+            _unwrap(self.network).load_state_dict(state)
+            self.logger.info(f"Starting from the weights of {self.pretrained}.")
+
+    def _resume(self, engine) -> bool:
+        """Restores an unfinished run from ``path``; False when there is none."""
         if not self.path.is_file():
-            return
+            return False
         checkpoint = torch.load(self.path, map_location="cpu", weights_only=True)
         if int(checkpoint["epoch"]) >= int(checkpoint.get("max_epochs", engine.state.max_epochs)):
             self.logger.info(f"{self.path}: a finished run ({checkpoint['epoch']} epochs); starting afresh.")
-            return
+            return False
         _unwrap(self.network).load_state_dict(checkpoint["network"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.ema is not None and "ema" in checkpoint:
@@ -102,6 +116,7 @@ class ResumeCheckpoint:
         epoch, iteration = int(checkpoint["epoch"]), int(checkpoint["iteration"])
         engine.state.epoch, engine.state.iteration = epoch, iteration
         self.logger.info(f"Resumed from {self.path} after epoch {epoch} (iteration {iteration}).")
+        return True
 
     def _best_checkpoint(self):
         """The ignite ``Checkpoint`` inside MONAI's ``CheckpointSaver`` that keeps the best model."""

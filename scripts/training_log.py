@@ -1,4 +1,5 @@
-"""Compact training log from a bundle run's console output: one row per validated epoch.
+"""Compact training log from a bundle run's console output: one row per validated epoch, with the
+change of the key metric (the worst style's validation Dice) from the epoch before.
 
     python scripts/training_log.py bundle/logs/shipped_train_console.log > docs/training_log.md
 """
@@ -29,13 +30,19 @@ def parse(text: str) -> tuple[datetime | None, list[dict]]:
 
 def main(path: str) -> int:
     t0, rows = parse(open(path, encoding="utf-8", errors="replace").read())
-    print("| epoch | elapsed (min) | train Dice | val Dice | val Jaccard | val F0.5 | val PR-AUC |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    nan = float("nan")
+    print("| epoch | elapsed (min) | train Dice | val worst-style Dice | change | val Dice | val Jaccard | val F0.5 | val PR-AUC |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    previous = None
     for r in rows:
-        elapsed = (datetime.strptime(r["time"], "%Y-%m-%d %H:%M:%S") - t0).total_seconds() / 60 if t0 and "time" in r else float("nan")
+        elapsed = (datetime.strptime(r["time"], "%Y-%m-%d %H:%M:%S") - t0).total_seconds() / 60 if t0 and "time" in r else nan
+        worst = r.get("val_worst_style_dice", nan)
+        change = f"{worst - previous:+.4f}" if previous is not None and worst == worst else ""
+        previous = worst if worst == worst else previous
         print(
-            f"| {r['epoch']} | {elapsed:.0f} | {r.get('train_mean_dice', float('nan')):.4f} | {r.get('val_mean_dice', float('nan')):.4f} | "
-            f"{r.get('val_jaccard', float('nan')):.4f} | {r.get('val_f05', float('nan')):.4f} | {r.get('val_pr_auc', float('nan')):.4f} |"
+            f"| {r['epoch']} | {elapsed:.0f} | {r.get('train_mean_dice', nan):.4f} | {worst:.4f} | {change} | "
+            f"{r.get('val_mean_dice', nan):.4f} | {r.get('val_jaccard', nan):.4f} | {r.get('val_f05', nan):.4f} | "
+            f"{r.get('val_pr_auc', nan):.4f} |"
         )
     return 0
 

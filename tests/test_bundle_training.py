@@ -177,3 +177,42 @@ def test_augmentation_pipeline_statistics():
         flips_x += int(mass[112:].sum() > mass[:112].sum())
         flips_y += int(mass[:, 112:].sum() > mass[:, :112].sum())
     assert 0.35 < flips_x / n < 0.65 and 0.35 < flips_y / n < 0.65
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_pretrained_weights_start_a_fresh_run_but_not_a_resumed_one(tmp_path, wrapped):
+    """``pretrained`` (fine-tuning) loads at the start of a fresh run; an unfinished run's own
+    checkpoint wins over it."""
+    from ignite.engine import Engine, Events
+
+    from osnet_monai.handlers import ResumeCheckpoint
+
+    source = torch.nn.Linear(3, 2)
+    weights = tmp_path / "model.pt"
+    torch.save({"model": source.state_dict()} if wrapped else source.state_dict(), weights)
+    seen = {}
+
+    def run(network, max_epochs=1):
+        engine = Engine(lambda e, b: None)
+        handler = ResumeCheckpoint(tmp_path / "last.pt", network, torch.optim.Adam(network.parameters()), pretrained=weights)
+        handler.attach(engine)
+        engine.add_event_handler(Events.STARTED, lambda e: seen.update(weight=network.weight.detach().clone()))
+        engine.run([0], max_epochs=max_epochs)
+
+    run(torch.nn.Linear(3, 2))
+    assert torch.equal(seen["weight"], source.weight)
+    # an unfinished run of 3 epochs (stopped after 1) resumes its own weights, not the pretrained ones
+    own = torch.nn.Linear(3, 2)
+    checkpoint = torch.load(tmp_path / "last.pt", weights_only=True)
+    checkpoint.update(network=own.state_dict(), max_epochs=3)
+    torch.save(checkpoint, tmp_path / "last.pt")
+    run(torch.nn.Linear(3, 2), max_epochs=3)
+    assert torch.equal(seen["weight"], own.weight)
+
+
+def test_pretrained_weights_that_do_not_exist_are_refused(tmp_path):
+    from osnet_monai.handlers import ResumeCheckpoint
+
+    network = torch.nn.Linear(3, 2)
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        ResumeCheckpoint(tmp_path / "last.pt", network, torch.optim.Adam(network.parameters()), pretrained=tmp_path / "nope.pt")

@@ -37,17 +37,27 @@ def segment(
     from monai.bundle import ConfigWorkflow
 
     root = bundle_dir(bundle)
-    workflow = ConfigWorkflow(
-        config_file=str(root / "configs" / "inference.json"),
-        meta_file=str(root / "configs" / "metadata.json"),
-        logging_file=False,
-        workflow_type="infer",
-        bundle_root=str(root),
-        inputs=[str(p) for p in inputs],
-        output_dir=str(output_dir),
-        **overrides,
-    )
-    workflow.initialize()
+    bundle_logger = logging.getLogger("monai.bundle.workflows")
+    level = bundle_logger.level
+    with warnings.catch_warnings():
+        # MONAI's notes to bundle authors, not to users: our logging is our own (no logging.conf), and
+        # metadata.json keeps the schema's `optional_packages_version` beside the key MONAI reads
+        warnings.filterwarnings("ignore", message="Detected deprecated name 'optional_packages_version'")
+        bundle_logger.setLevel(logging.ERROR)
+        try:
+            workflow = ConfigWorkflow(
+                config_file=str(root / "configs" / "inference.json"),
+                meta_file=str(root / "configs" / "metadata.json"),
+                logging_file=False,
+                workflow_type="infer",
+                bundle_root=str(root),
+                inputs=[str(p) for p in inputs],
+                output_dir=str(output_dir),
+                **overrides,
+            )
+        finally:
+            bundle_logger.setLevel(level)
+        workflow.initialize()
     with warnings.catch_warnings():
         # MONAI's RemoveSmallObjectsd still passes skimage's deprecated `min_size`; the warning would
         # bury the one-line messages about bad inputs
