@@ -374,7 +374,7 @@ def training_rates(repeats: int, dataset_dir: Path) -> dict:
 
 
 def training_rates_on_styles(repeats: int, tmp: Path) -> dict:
-    """:func:`training_rates` over one field of every rendering style."""
+    """:func:`training_rates` over two fields of every rendering style."""
     from osnet_monai.phantoms import generate_dataset
     from osnet_monai.phantoms.styles import STYLES
 
@@ -530,7 +530,7 @@ def write_report(results: dict, path: Path) -> None:
         "## Training",
         "",
         *([f"Measured {t['date']} (`python scripts/benchmark.py --only-training` reruns this section alone), "
-           "over one field of every rendering style.", ""] if "date" in t else []),
+           "over two fields of every rendering style.", ""] if "date" in t else []),
         f"- Training step (forward, backward, Adam), batch {t['batch']} at {t['roi'][0]} x {t['roi'][1]}, "
         f"malloc thresholds raised: **{t['step_sections_per_s']:.1f} sections/s** with torch's default "
         f"{torch.get_num_threads()} threads"

@@ -27,6 +27,14 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it: a card travels with the model."""
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def load_split(data: str | Path, split: str = "validation") -> list[dict]:
     """``split``'s items of a datalist JSON (paths relative to it) or of a data set folder, absolute."""
     from osnet_monai.data import find_dataset
@@ -110,7 +118,7 @@ def calibrate(
         "threshold": round(threshold, 4),
         "ece": round(ece, 6),
         "calibration": {
-            "data": str(Path(data).resolve()),
+            "data": _shown(Path(data).resolve()),
             "split": split,
             "n_volumes": len(items),
             "bins": bins,
