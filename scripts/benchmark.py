@@ -536,7 +536,7 @@ def write_report(results: dict, path: Path) -> None:
         f"{torch.get_num_threads()} threads"
         + "".join(f"; {rate:.1f} with {n} thread{'s' if n > 1 else ''}" for n, rate in t["step_sections_per_s_by_threads"].items())
         + ".",
-        f"- Augmentation alone (paper elastic, flips, zoom-crop, robust intensity transforms), every "
+        f"- Augmentation alone (paper elastic, flips, zoom-crop, instrument augmentation), every "
         f"section augmented, one process: **{t['augment_sections_per_s']:.0f} sections/s**, {ratio_aug:.1f}x "
         "what the step consumes.",
         f"- The config's DataLoader ({t['num_workers']} workers, sections cached by `SectionDataset`, "
