@@ -534,7 +534,7 @@ def write_report(results: dict, path: Path) -> None:
         f"- Training step (forward, backward, Adam), batch {t['batch']} at {t['roi'][0]} x {t['roi'][1]}, "
         f"malloc thresholds raised: **{t['step_sections_per_s']:.1f} sections/s** with torch's default "
         f"{torch.get_num_threads()} threads"
-        + "".join(f"; {rate:.1f} with {n} thread{'s' if n > 1 else ''}" for n, rate in t["step_sections_per_s_by_threads"].items())
+        + "".join(f"; {rate:.1f} with {n} thread{'s' if int(n) > 1 else ''}" for n, rate in t["step_sections_per_s_by_threads"].items())
         + ".",
         f"- Augmentation alone (paper elastic, flips, zoom-crop, instrument augmentation), every "
         f"section augmented, one process: **{t['augment_sections_per_s']:.0f} sections/s**, {ratio_aug:.1f}x "
