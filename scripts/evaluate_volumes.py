@@ -75,11 +75,11 @@ def contrast_scaled(dataset_dir: str | Path, factor: float, out_dir: str | Path)
     datalist = json.loads((dataset_dir / "datalist.json").read_text())
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     shutil.copytree(dataset_dir / "labels", out_dir / "labels", dirs_exist_ok=True)
+    from osnet_monai.readers import load_tomogram
+
     for entry in datalist["training"] + datalist.get("validation", []):
-        image = nib.load(dataset_dir / entry["image"])
-        ri = np.asarray(image.get_fdata(dtype=np.float32))
-        if image.get_data_dtype() == np.uint16:  # stored as RI x 10,000
-            ri = ri / 10000.0
+        image = nib.load(dataset_dir / entry["image"])  # the header and affine to write back with
+        ri, _ = load_tomogram(dataset_dir / entry["image"])  # float RI, uint16 RI x 10,000 included
         medium = float(entry["medium_ri"])
         scaled = (medium + factor * (ri - medium)).astype(np.float32)
         header = image.header.copy()
