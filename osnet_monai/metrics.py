@@ -1,10 +1,19 @@
 """
-Segmentation metrics of the OS-Net paper that MONAI does not ship: F-beta (F0.5) and PR-AUC.
+Segmentation metrics of the OS-Net paper as the paper averages them: F-beta (F0.5) and PR-AUC per image.
 
 The paper (Lee et al., Table 1 and 2) scores 2D sections with DICE, Jaccard, F0.5 and the area
-under the precision-recall curve, after a sigmoid and a 0.5 threshold. DICE and Jaccard are
-MONAI's own :py:class:`monai.metrics.DiceMetric` / :py:class:`monai.metrics.MeanIoU` (handlers
-``monai.handlers.MeanDice`` / ``monai.handlers.MeanIoUHandler``) and are not re-implemented here.
+under the precision-recall curve, after a sigmoid and a 0.5 threshold, averaged over sections. DICE
+and Jaccard are MONAI's own :py:class:`monai.metrics.DiceMetric` / :py:class:`monai.metrics.MeanIoU`
+(handlers ``monai.handlers.MeanDice`` / ``monai.handlers.MeanIoUHandler``) and are not re-implemented.
+
+MONAI 1.6 also ships :py:class:`monai.metrics.FBetaScore` and
+:py:class:`monai.metrics.AveragePrecisionMetric`, but neither averages per image:
+``FBetaScore.aggregate`` averages the confusion matrices first and scores the pooled counts (a
+large section outweighs a small one), and ``AveragePrecisionMetric`` is a classification metric
+(one score per batch of samples, not per segmentation image). Ours score each image, then take the
+mean of the images (``nan`` for empty truth left out, like ``DiceMetric``), and compute PR-AUC for a
+whole batch of images in one vectorised pass. On a single image both agree with MONAI's exactly
+(``tests/test_metrics.py`` checks it).
 
 F-beta and the paper
 --------------------
@@ -50,12 +59,12 @@ evaluator's postprocessing keep both, then select the key with ``output_transfor
             "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"
         },
         "val_f05": {
-            "_target_": "osnet_monai.metrics.FBetaScore",
+            "_target_": "osnet_monai.metrics.FBetaHandler",
             "beta": 0.5,
             "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"
         },
         "val_pr_auc": {
-            "_target_": "osnet_monai.metrics.PRAUC",
+            "_target_": "osnet_monai.metrics.PRAUCHandler",
             "output_transform": "$monai.handlers.from_engine(['prob', 'label'])"
         }
     }
@@ -86,8 +95,8 @@ __all__ = [
     "compute_fbeta",
     "PRAUCMetric",
     "compute_pr_auc",
-    "FBetaScore",
-    "PRAUC",
+    "FBetaHandler",
+    "PRAUCHandler",
     "WorstGroupDice",
     "style_of",
 ]
@@ -104,6 +113,29 @@ def _check_shapes(y_pred: torch.Tensor, y: torch.Tensor) -> None:
         raise ValueError(f"y_pred should have at least 3 dimensions (batch, channel, spatial), got {y_pred.ndim}.")
     if y_pred.shape != y.shape:
         raise ValueError(f"y_pred and y should have the same shape, got {tuple(y_pred.shape)} and {tuple(y.shape)}.")
+
+
+class _PerImageMetric(CumulativeIterationMetric):
+    """A score per image and channel, buffered, then reduced with MONAI's ``do_metric_reduction``
+    (nan left out): the one aggregation of :class:`FBetaMetric` and :class:`PRAUCMetric`."""
+
+    reduction: MetricReduction | str
+    get_not_nans: bool
+
+    def aggregate(
+        self, reduction: MetricReduction | str | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """
+        Reduce the buffered per-image scores.
+
+        Args:
+            reduction: overrides the ``reduction`` given to the constructor.
+        """
+        data = self.get_buffer()
+        if not isinstance(data, torch.Tensor):
+            raise ValueError(f"the data to aggregate must be PyTorch Tensor, got {type(data)}.")
+        f, not_nans = do_metric_reduction(data, reduction or self.reduction)
+        return (f, not_nans) if self.get_not_nans else f
 
 
 def compute_fbeta(
@@ -217,7 +249,7 @@ def compute_pr_auc(y_pred: torch.Tensor, y: torch.Tensor, include_background: bo
     return ap.reshape(b, c).float()
 
 
-class FBetaMetric(CumulativeIterationMetric):
+class FBetaMetric(_PerImageMetric):
     """
     F-beta score (default F0.5, as in the OS-Net paper) of binarised segmentations.
 
@@ -284,23 +316,8 @@ class FBetaMetric(CumulativeIterationMetric):
             y_pred, y, beta=self.beta, include_background=self.include_background, ignore_empty=self.ignore_empty
         )
 
-    def aggregate(
-        self, reduction: MetricReduction | str | None = None
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """
-        Reduce the buffered per-image scores.
 
-        Args:
-            reduction: overrides the ``reduction`` given to the constructor.
-        """
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor):
-            raise ValueError(f"the data to aggregate must be PyTorch Tensor, got {type(data)}.")
-        f, not_nans = do_metric_reduction(data, reduction or self.reduction)
-        return (f, not_nans) if self.get_not_nans else f
-
-
-class PRAUCMetric(CumulativeIterationMetric):
+class PRAUCMetric(_PerImageMetric):
     """
     Area under the precision-recall curve per image, computed as average precision.
 
@@ -348,25 +365,11 @@ class PRAUCMetric(CumulativeIterationMetric):
         is_binary_tensor(y, "y")
         return compute_pr_auc(y_pred, y, include_background=self.include_background)
 
-    def aggregate(
-        self, reduction: MetricReduction | str | None = None
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """
-        Reduce the buffered per-image scores.
 
-        Args:
-            reduction: overrides the ``reduction`` given to the constructor.
-        """
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor):
-            raise ValueError(f"the data to aggregate must be PyTorch Tensor, got {type(data)}.")
-        f, not_nans = do_metric_reduction(data, reduction or self.reduction)
-        return (f, not_nans) if self.get_not_nans else f
-
-
-class FBetaScore(IgniteMetricHandler):
+class FBetaHandler(IgniteMetricHandler):
     """
-    Ignite handler of :py:class:`FBetaMetric`, used like ``monai.handlers.MeanDice``.
+    Ignite handler of :py:class:`FBetaMetric`, used like ``monai.handlers.MeanDice`` (named apart
+    from MONAI's metric class ``monai.metrics.FBetaScore``, which pools the counts).
 
     Args:
         beta: relative weight of recall (0.5 in the paper).
@@ -381,7 +384,7 @@ class FBetaScore(IgniteMetricHandler):
     Examples:
         .. code-block:: python
 
-            FBetaScore(output_transform=from_engine(["pred", "label"])).attach(evaluator, "val_f05")
+            FBetaHandler(output_transform=from_engine(["pred", "label"])).attach(evaluator, "val_f05")
     """
 
     def __init__(
@@ -404,7 +407,7 @@ class FBetaScore(IgniteMetricHandler):
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
 
 
-class PRAUC(IgniteMetricHandler):
+class PRAUCHandler(IgniteMetricHandler):
     """
     Ignite handler of :py:class:`PRAUCMetric`. Feed it probabilities, not the thresholded mask.
 
@@ -419,7 +422,7 @@ class PRAUC(IgniteMetricHandler):
     Examples:
         .. code-block:: python
 
-            PRAUC(output_transform=from_engine(["prob", "label"])).attach(evaluator, "val_pr_auc")
+            PRAUCHandler(output_transform=from_engine(["prob", "label"])).attach(evaluator, "val_pr_auc")
     """
 
     def __init__(

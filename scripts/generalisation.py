@@ -9,6 +9,12 @@ and worst style, go to ``docs/generalisation.md``.
     python scripts/generalisation.py                                   # every variant, every style
     python scripts/generalisation.py --variants ours --styles beam     # one cell of the table
     python scripts/generalisation.py --variants shipped                # the shipped model, no training
+    python scripts/generalisation.py --in-style beam --minutes 20      # OS-Net vs plain BasicUNet, one style
+
+``--in-style S`` is the other check of the recipe: every in-style variant (``IN_STYLE_VARIANTS``)
+trains for the same wall-clock budget on a small set of style S alone (10 training and 3
+validation fields) and is scored on the same test fields of S; results go to
+``<results>/in-style-<S>-m<minutes>/<variant>.json`` and ``docs/in_style.md``.
 
 The budget (epochs, batch, crop) names the run: results of one budget are never mixed with
 another's. Finished cells are cached in ``--results`` (small JSON files, kept in the repository so
@@ -39,6 +45,19 @@ VARIANTS: dict[str, dict] = {
     "ours-medium": {"normalisation": "medium"},
     "ours-2.5d": {"context": 1},
 }
+#: a plain MONAI BasicUNet as a user would first train it: flips only, Dice + BCE, constant learning
+#: rate, no EMA. It gets the same per-field standardisation as OS-Net: some normalisation is needed,
+#: and the comparison is about network and recipe, not input scaling.
+PLAIN_BASIC_UNET = {
+    "network_def": {"_target_": "monai.networks.nets.BasicUNet", "spatial_dims": 2, "in_channels": 1, "out_channels": 1},
+    "train#paper_augmentation": [
+        {"_target_": "RandFlipd", "keys": ["image", "label"], "spatial_axis": 0, "prob": 0.5},
+        {"_target_": "RandFlipd", "keys": ["image", "label"], "spatial_axis": 1, "prob": 0.5},
+    ],
+    "instrument_augment": False, "ema_decay": 0.0, "warmup_epochs": 0, "lr_cycles": 0.0,
+}
+#: variants of the in-style check (same data, same wall-clock budget)
+IN_STYLE_VARIANTS: dict[str, dict] = {"ours": {}, "paper": VARIANTS["paper"], "basicunet": PLAIN_BASIC_UNET}
 #: evaluation-only variants: (trained variant, inference overrides)
 EVAL_VARIANTS: dict[str, tuple[str, dict]] = {"ours+tta": ("ours", {"tta": True}), "paper+tta": ("paper", {"tta": True})}
 #: the bundle's own model, evaluated as shipped (its model card says how); it is not a leave-one-out
@@ -79,8 +98,10 @@ def leave_out(datalist: dict, root: Path, style: str) -> dict:
     return {"name": f"without-{style}", "training": keep(datalist["training"]), "validation": keep(datalist["validation"])}
 
 
-def train(run_dir: Path, datalist: dict, epochs: int, batch_size: int, roi: int, overrides: dict) -> Path:
-    """Trains train.json on ``datalist`` into ``run_dir`` (resuming); returns the best checkpoint."""
+def train(run_dir: Path, datalist: dict, epochs: int, batch_size: int, roi: int, overrides: dict,
+          minutes: float | None = None) -> Path:
+    """Trains train.json on ``datalist`` into ``run_dir`` (resuming); returns the best checkpoint.
+    ``minutes`` stops training at the first epoch end past that wall-clock budget."""
     from monai.bundle import ConfigWorkflow
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -97,9 +118,29 @@ def train(run_dir: Path, datalist: dict, epochs: int, batch_size: int, roi: int,
         max_epochs=epochs, num_workers=0, batch_size=batch_size, roi_size=[roi, roi], **settings,
     )
     workflow.initialize()
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    if minutes:
+        from ignite.engine import Events
+
+        start = time.perf_counter()
+
+        # after the first epoch, fit the epoch count (and the learning-rate schedule's length) to the
+        # wall-clock budget, so every variant gets the same minutes and a schedule that ends with them
+        planned = []
+
+        @trainer.on(Events.EPOCH_COMPLETED)
+        def _plan_budget(engine):
+            if planned:  # once per process: a resumed run plans again from its own first epoch
+                return
+            planned.append(time.perf_counter() - start)
+            engine.state.max_epochs = max(engine.state.epoch, int(60 * minutes // planned[0]))
+            scheduler = workflow.parser.get_parsed_content("train#scheduler")
+            scheduler.t_total = engine.state.max_epochs * engine.state.epoch_length
+
     workflow.run()
     history = workflow.parser.get_parsed_content("validate#evaluator").state.metrics
-    (run_dir / "last_validation.json").write_text(json.dumps({k: float(v) for k, v in history.items()}, indent=1))
+    record = {**{k: float(v) for k, v in history.items()}, "epochs": trainer.state.epoch}
+    (run_dir / "last_validation.json").write_text(json.dumps(record, indent=1))
     return run_dir / "model.pt"
 
 
@@ -110,10 +151,10 @@ def evaluate(model: Path, test_dir: Path, overrides: dict) -> dict:
     return {"summary": summary(scores), "volumes": scores}
 
 
-def inference_overrides(variant: str) -> dict:
+def inference_overrides(variant: str, table: dict | None = None) -> dict:
     """What inference must know about a variant's model (the model card says it for shipped models)."""
-    base = VARIANTS[variant]
-    out = {}
+    base = (table or VARIANTS)[variant]
+    out = {"network_def": base["network_def"]} if "network_def" in base else {}
     if "normalisation" in base:
         out["normalisation"] = base["normalisation"]
     if base.get("context"):
@@ -166,6 +207,75 @@ def run(variants: list[str], styles: list[str], budget: dict, work: Path, result
                   f"precision {s['precision_mean']:.3f}, recall {s['recall_mean']:.3f}", flush=True)
 
 
+def in_style_data(style: str, work: Path, seed: int = 9500) -> Path:
+    """10 training and 3 validation fields of ``style`` alone (seed unused by the default data set)."""
+    from osnet_monai.phantoms import generate_dataset
+
+    folder = work / "in-style" / f"{style}-s{seed}-n13"
+    if not (folder / "datalist.json").is_file():
+        generate_dataset(folder, n=13, frames=1, seed=seed, preset=style, validation_fraction=3 / 13)
+    return folder
+
+
+def run_in_style(style: str, variants: list[str], minutes: float, budget: dict, work: Path, results_dir: Path,
+                 n_test: int, test_seed: int) -> Path:
+    """Every in-style variant trained ``minutes`` on :func:`in_style_data` and scored on the test fields."""
+    data = in_style_data(style, work)
+    root = data.parent / data.name
+    datalist = json.loads((data / "datalist.json").read_text())
+    absolute = {k: [{**e, "image": str(root / e["image"]), "label": str(root / e["label"])} for e in datalist[k]]
+                for k in ("training", "validation")}
+    key = f"in-style-{style}-m{minutes:g}"
+    test_dir = test_set(style, work, n_test, test_seed)
+    for variant in variants:
+        result_file = results_dir / key / f"{variant}.json"
+        if result_file.is_file():
+            continue
+        run_dir = work / key / variant
+        t0 = time.perf_counter()
+        if not (run_dir / "trained").is_file():
+            # many epochs: the budget, not the epoch count, ends the run
+            train(run_dir, {"name": key, **absolute}, overrides=IN_STYLE_VARIANTS[variant], minutes=minutes,
+                  **{**budget, "epochs": 1000})
+            (run_dir / "trained").write_text(f"{time.perf_counter() - t0:.0f} s\n")
+        result = evaluate(run_dir / "model.pt", test_dir, inference_overrides(variant, IN_STYLE_VARIANTS))
+        result["train_seconds"] = float((run_dir / "trained").read_text().split()[0])
+        result["validation"] = json.loads((run_dir / "last_validation.json").read_text())
+        result["budget"] = {**budget, "minutes": minutes}
+        result_file.parent.mkdir(parents=True, exist_ok=True)
+        result_file.write_text(json.dumps(result, indent=1))
+        s = result["summary"]
+        print(f"{key} {variant}: Dice {s['dice_mean']:.3f} (SD {s['dice_sd']:.3f})", flush=True)
+    return results_dir / key
+
+
+def write_in_style_report(results_dir: Path, n_test: int, test_seed: int, path: Path) -> None:
+    lines = [
+        "# In one style: OS-Net's recipe against a plain MONAI BasicUNet",
+        "",
+        "Generated by `python scripts/generalisation.py --in-style STYLE --minutes M`. Each variant trains",
+        "for the same wall-clock budget (M minutes on one core of this 2-core CPU, batch and crop as the",
+        "leave-one-style-out runs) on 10 fields of one style and selects its checkpoint on 3 more; the",
+        f"whole inference pipeline then segments the same {n_test} test fields of that style (seed {test_seed}).",
+        "*ours*: `train.json` as shipped (OS-Net); *paper*: the paper's recipe (OS-Net); *basicunet*:",
+        "MONAI's BasicUNet (2D, default features) with flips only, Dice + BCE, constant learning rate,",
+        "no EMA, the same per-field standardisation.",
+        "",
+    ]
+    for folder in sorted(results_dir.glob("in-style-*")):
+        lines += [f"## {folder.name}", "", "| variant | 3D Dice (SD) | precision | recall | empty | epochs | training (min) |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for f in sorted(folder.glob("*.json")):
+            r = json.loads(f.read_text())
+            s = r["summary"]
+            epochs = r["validation"].get("epochs", "-")
+            lines.append(f"| {f.stem} | {s['dice_mean']:.3f} ({s['dice_sd']:.3f}) | {s['precision_mean']:.3f} | "
+                         f"{s['recall_mean']:.3f} | {s.get('empty_masks', 0)}/{s['n']} | {epochs} | "
+                         f"{r['train_seconds'] / 60:.0f} |")
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+
+
 def collect(results_dir: Path) -> dict:
     """Every finished cell in ``results_dir`` (also those of earlier sessions): key -> style -> result."""
     from osnet_monai.phantoms.styles import STYLES
@@ -174,6 +284,8 @@ def collect(results_dir: Path) -> dict:
     for folder in sorted(p for p in results_dir.glob("*") if p.is_dir()):
         for style in STYLES:
             f = folder / f"{style}.json"
+            if folder.name.startswith("in-style-"):
+                continue
             if f.is_file():
                 results.setdefault(folder.name, {})[style] = json.loads(f.read_text())
     return results
@@ -254,9 +366,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "generalisation", help="finished cells")
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "generalisation.md")
     parser.add_argument("--no-report", action="store_true", help="run, but leave the report alone")
+    parser.add_argument("--in-style", choices=list(STYLES), help="instead: the in-style check on this style")
+    parser.add_argument("--in-style-variants", nargs="+", default=["ours", "basicunet"], choices=list(IN_STYLE_VARIANTS))
+    parser.add_argument("--minutes", type=float, default=20.0, help="in-style training budget per variant")
+    parser.add_argument("--in-style-report", type=Path, default=REPO / "docs" / "in_style.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     budget = {"epochs": args.epochs, "batch_size": args.batch_size, "roi": args.roi}
+    if args.in_style:
+        run_in_style(args.in_style, args.in_style_variants, args.minutes, budget, args.work, args.results,
+                     args.test_fields, args.test_seed)
+        if not args.no_report:
+            write_in_style_report(args.results, args.test_fields, args.test_seed, args.in_style_report)
+            print(f"wrote {args.in_style_report}")
+        return 0
     run(args.variants, args.styles, budget, args.work, args.results, args.test_fields, args.test_seed)
     if not args.no_report:
         write_report(collect(args.results), args.test_fields, args.test_seed, args.report)

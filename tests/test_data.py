@@ -51,9 +51,28 @@ def test_fold_out_of_range():
         fold_split({"training": ITEMS}, 4, 4)
 
 
-@pytest.mark.parametrize("name, stem", [("a/cell_01.nii.gz", "cell_01"), ("x.TCF", "x"), ("s.tiff", "s"), ("v.nrrd", "v")])
+@pytest.mark.parametrize(
+    "name, stem",
+    [("a/cell_01.nii.gz", "cell_01"), ("x.TCF", "x"), ("s.tiff", "s"), ("v.nrrd", "v"), ("b.OME.TIF", "b"),
+     ("h.h5", "h"), ("notes.txt", "notes")],
+)
 def test_file_stem(name, stem):
     assert file_stem(name) == stem
+
+
+def test_data_sets_and_readers_share_one_list_of_formats(tmp_path):
+    """A file the readers can open is a data set file, and its stem pairs image and label."""
+    from osnet_monai.readers import supported_suffixes
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for i, suffix in enumerate(supported_suffixes()):
+        for folder in ("images", "labels"):
+            (tmp_path / folder / f"c{i}{suffix.upper() if i % 2 else suffix}").touch()
+    (tmp_path / "images" / "readme.txt").touch()
+    found = find_dataset(tmp_path)
+    names = sorted(i["cell_id"] for i in found["training"] + found.get("validation", []))
+    assert names == sorted(f"c{i}" for i in range(len(supported_suffixes())))
 
 
 def test_find_dataset_pairs_images_and_labels(tmp_path):

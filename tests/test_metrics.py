@@ -11,7 +11,7 @@ from monai.data import decollate_batch
 from monai.handlers import MeanDice, from_engine
 from monai.metrics import DiceMetric
 
-from osnet_monai.metrics import PRAUC, FBetaMetric, FBetaScore, PRAUCMetric, compute_fbeta, compute_pr_auc
+from osnet_monai.metrics import FBetaHandler, FBetaMetric, PRAUCHandler, PRAUCMetric, compute_fbeta, compute_pr_auc
 
 
 def _img(values: list[float]) -> torch.Tensor:
@@ -229,8 +229,8 @@ def test_ignite_handlers_match_metrics():
         return decollate_batch(batch)
 
     engine = Engine(step)
-    FBetaScore(beta=0.5, output_transform=from_engine(["pred", "label"])).attach(engine, "f05")
-    PRAUC(output_transform=from_engine(["prob", "label"])).attach(engine, "pr_auc")
+    FBetaHandler(beta=0.5, output_transform=from_engine(["pred", "label"])).attach(engine, "f05")
+    PRAUCHandler(output_transform=from_engine(["prob", "label"])).attach(engine, "pr_auc")
     MeanDice(output_transform=from_engine(["pred", "label"])).attach(engine, "dice")
     engine.run(data, max_epochs=1)
 
@@ -248,3 +248,52 @@ def test_ignite_handlers_match_metrics():
     assert engine.state.metrics["pr_auc"] != pytest.approx(binary.aggregate().item(), abs=1e-4)
     details = engine.state.metric_details["f05"]
     assert details.shape == (6, 1) and int(torch.isnan(details).sum()) == 1
+
+
+def _random_masks(seed: int, batch: int = 3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    truth = (torch.rand(batch, 1, 12, 12, generator=g) > 0.6).float()
+    prob = (0.6 * truth + 0.5 * torch.rand(batch, 1, 12, 12, generator=g)).clamp(0, 1)
+    return prob, (prob > 0.5).float(), truth
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("beta", [0.5, 1.0, 2.0])
+def test_fbeta_agrees_with_monai_per_image(seed, beta):
+    from monai.metrics import FBetaScore
+
+    _, pred, truth = _random_masks(seed)
+    ours = compute_fbeta(pred, truth, beta=beta)
+    for i in range(pred.shape[0]):
+        theirs = FBetaScore(beta=beta)
+        theirs(y_pred=pred[i : i + 1], y=truth[i : i + 1])
+        assert ours[i, 0].item() == pytest.approx(theirs.aggregate()[0].item(), abs=1e-6)
+
+
+def test_fbeta_averages_images_where_monai_pools_counts():
+    """One large, perfectly segmented image and one small, missed one: ours is their mean (0.5);
+    MONAI's FBetaScore scores the pooled counts, where the large image dominates."""
+    from monai.metrics import FBetaScore
+
+    truth = torch.zeros(2, 1, 10, 10)
+    truth[0, 0, :8, :8] = 1
+    truth[1, 0, 0, 0] = 1
+    pred = truth.clone()
+    pred[1] = 0
+    ours = FBetaMetric(beta=0.5)
+    ours(y_pred=pred, y=truth)
+    theirs = FBetaScore(beta=0.5)
+    theirs(y_pred=pred, y=truth)
+    assert ours.aggregate().item() == pytest.approx(0.5)
+    assert theirs.aggregate()[0].item() > 0.9
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pr_auc_agrees_with_monai_average_precision_per_image(seed):
+    from monai.metrics import compute_average_precision
+
+    prob, _, truth = _random_masks(seed)
+    ours = compute_pr_auc(prob, truth)
+    for i in range(prob.shape[0]):
+        theirs = compute_average_precision(prob[i].flatten(), truth[i].flatten())
+        assert ours[i, 0].item() == pytest.approx(float(theirs), abs=1e-6)

@@ -152,6 +152,14 @@ def test_bad_arguments(kwargs, message):
         OSNet(**kwargs)
 
 
+@pytest.mark.parametrize("style", ["unet", "fusionnet"])
+@pytest.mark.parametrize("features", [(16, 32, 64, 128, 200), (8, 8, 8, 8, 8), (32, 24, 48, 16, 64)])
+def test_any_five_widths_run(style, features):
+    net = OSNet(features=features, style=style)
+    with eval_mode(net):
+        assert net(torch.randn(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+
+
 def test_unknown_table1_name():
     with pytest.raises(ValueError, match="Unknown Table 1 model"):
         table1_model("Unet32")

@@ -526,3 +526,17 @@ def test_checks_do_not_copy_a_large_volume():
     big[500:700, 500:700, 10:30] = 1.38
     out, meta = check_tomogram(big, {"spacing": SPACING}, "big.tcf")
     assert out is big and meta["ri_scale_detected"] is False
+
+
+@pytest.mark.parametrize("medium", [1.0, 1.333, 1.33749, 1.5, 1.8])
+@pytest.mark.parametrize("wrap", [str, str.encode, lambda t: np.array(t.encode())])
+def test_medium_tag_round_trip(medium, wrap):
+    from osnet_monai.readers import format_medium_tag, parse_medium_ri
+
+    assert parse_medium_ri([wrap(format_medium_tag(medium))]) == pytest.approx(round(medium, 4))
+
+
+def test_medium_tag_refuses_implausible_values():
+    from osnet_monai.readers import parse_medium_ri
+
+    assert parse_medium_ri(["medium_ri=0.5", "medium_ri=9", "no tag"]) is None

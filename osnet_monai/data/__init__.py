@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from osnet_monai.data.datalist import (
-    IMAGE_SUFFIXES,
     file_stem,
     find_dataset,
     fold_split,
@@ -13,7 +12,6 @@ from osnet_monai.data.datalist import (
 from osnet_monai.data.sections import SectionDataset
 
 __all__ = [
-    "IMAGE_SUFFIXES",
     "file_stem",
     "find_dataset",
     "fold_split",

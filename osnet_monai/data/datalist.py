@@ -9,18 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["IMAGE_SUFFIXES", "file_stem", "find_dataset", "resolve_datalist", "grouped_folds", "fold_split"]
+from osnet_monai.readers import file_stem, is_supported  # the readers' registry: the one list of formats
 
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".ome.tif", ".ome.tiff", ".tif", ".tiff", ".tcf", ".TCF")
-
-
-def file_stem(path: str | os.PathLike) -> str:
-    """File name without its image suffix (``cell_01.nii.gz`` -> ``cell_01``, ``a.ome.tif`` -> ``a``)."""
-    name = Path(path).name
-    for suffix in IMAGE_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
+__all__ = ["file_stem", "find_dataset", "resolve_datalist", "grouped_folds", "fold_split"]
 
 
 def _absolute(items: Sequence[dict], root: Path) -> list[dict]:
@@ -58,11 +49,11 @@ def find_dataset(dataset_dir: str | os.PathLike) -> dict | None:
     images = root / "images"
     if not images.is_dir():
         return None
-    labels = {file_stem(p): p for p in (root / "labels").glob("*") if p.name.endswith(IMAGE_SUFFIXES)}
+    labels = {file_stem(p): p for p in (root / "labels").glob("*") if is_supported(p)}
     pairs = [
         {"image": str(p), "label": str(labels[file_stem(p)]), "cell_id": file_stem(p)}
         for p in sorted(images.glob("*"))
-        if p.name.endswith(IMAGE_SUFFIXES) and file_stem(p) in labels
+        if is_supported(p) and file_stem(p) in labels
     ]
     return {"training": pairs, "validation": []} if pairs else None
 

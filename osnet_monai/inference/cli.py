@@ -14,8 +14,17 @@ __all__ = ["bundle_dir", "segment", "add_arguments", "run", "add_demo_arguments"
 
 
 def bundle_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """The bundle to run: ``explicit``, else ``$OSNET_BUNDLE``, else the ``bundle/`` beside the package."""
-    candidates = [explicit, os.environ.get("OSNET_BUNDLE"), Path(__file__).resolve().parents[2] / "bundle"]
+    """The bundle to run: ``explicit``, else ``$OSNET_BUNDLE``, else the checkout's ``bundle/``, else the
+    copy installed with the package (``osnet_monai/bundle_data``, packed from ``bundle/`` into the wheel)."""
+    from importlib.resources import files
+
+    candidates = [
+        explicit,
+        os.environ.get("OSNET_BUNDLE"),
+        Path(__file__).resolve().parents[2] / "bundle",
+        # the wheel's copy, for installs without a checkout
+        str(files("osnet_monai") / "bundle_data"),
+    ]
     for candidate in candidates:
         if candidate and (Path(candidate) / "configs" / "inference.json").is_file():
             return Path(candidate).resolve()
@@ -78,7 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bundle", default=None, help="bundle folder (default: the repository's bundle/)")
+    parser.add_argument(
+        "--bundle", default=None, help="bundle folder (default: the checkout's bundle/, else the one installed with the package)"
+    )
     parser.add_argument(
         "--model", default=None,
         help="checkpoint to use (default: BUNDLE/models/model.pt); its model card (model.json) sets threshold and 2.5D context",
@@ -109,9 +120,20 @@ def _overrides(args: argparse.Namespace) -> dict:
     return {k: v for k, v in overrides.items() if v is not None}  # options not given keep the config's values
 
 
+def _find_bundle(command: str, explicit: str | None) -> Path | None:
+    """``bundle_dir``, or None after the one-line error (no traceback) that the command then exits 2 on."""
+    try:
+        return bundle_dir(explicit)
+    except FileNotFoundError as err:
+        print(f"osnet-monai {command}: error: {err}", file=sys.stderr)
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return segment(args.inputs, args.output_dir, args.bundle, **_overrides(args))
+    if (root := _find_bundle("segment", args.bundle)) is None:
+        return 2
+    return segment(args.inputs, args.output_dir, root, **_overrides(args))
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,12 +148,15 @@ def run_demo(args: argparse.Namespace) -> int:
     from osnet_monai.phantoms import generate_dataset
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # before the phantom, so a missing bundle fails in a second, not after it is drawn
+    if (root := _find_bundle("demo", args.bundle)) is None:
+        return 2
     out = Path(args.output_dir)
     start = time.perf_counter()
     generate_dataset(out / "example", n=1, frames=args.frames, seed=args.seed, preset="ht2h", validation_fraction=0.0)
     image = next((out / "example" / "images").glob("*.nii.gz"))
     print(f"Example 4D series ({args.frames} frames): {image}")
-    status = segment([str(image)], out / "segmentation", args.bundle, **_overrides(args))
+    status = segment([str(image)], out / "segmentation", root, **_overrides(args))
     print(f"\nOutputs in {out / 'segmentation'} ({time.perf_counter() - start:.0f} s):")
     for path in sorted((out / "segmentation").iterdir()):
         print(f"  {path.name}")

@@ -13,8 +13,7 @@ from torch.utils.data import IterableDataset
 
 from monai.data import MetaTensor
 
-from osnet_monai.data.datalist import file_stem
-from osnet_monai.readers import InputError, open_frames, supported_suffixes
+from osnet_monai.readers import InputError, file_stem, is_supported, open_frames, supported_suffixes
 
 __all__ = ["list_inputs", "TomogramStream"]
 
@@ -23,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 def _supported(path: Path) -> bool:
     name = path.name.lower()
-    return path.is_file() and not name.startswith(".") and any(name.endswith(s) for s in supported_suffixes())
+    return path.is_file() and not name.startswith(".") and is_supported(name)
 
 
 def list_inputs(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:

@@ -120,19 +120,26 @@ class GCN(nn.Module):
 
 
 class UpConcat(nn.Module):
-    """U-Net up module: transposed convolution ``2c -> c`` (stride 2, no bias, no BN), concatenation
+    """U-Net up module: transposed convolution ``c_in -> c`` (stride 2, no bias, no BN), concatenation
     with the encoder's skip (the long skip connection), then a Conv Block ``2c -> c``.
 
     ``up_kernel_size`` 3 reproduces Table 1's counts; 4 follows the paper's text. Both double H and W.
+    ``in_channels`` (``c_in``) defaults to ``2c``, the U-Net's doubling.
 
-    Shapes: ``x (B, 2c, H, W)``, ``skip (B, c, 2H, 2W)`` -> ``(B, c, 2H, 2W)``.
+    Shapes: ``x (B, c_in, H, W)``, ``skip (B, c, 2H, 2W)`` -> ``(B, c, 2H, 2W)``.
     """
 
     def __init__(
-        self, spatial_dims: int, channels: int, up_kernel_size: int, act: str | tuple, norm: str | tuple
+        self,
+        spatial_dims: int,
+        channels: int,
+        up_kernel_size: int,
+        act: str | tuple,
+        norm: str | tuple,
+        in_channels: int | None = None,
     ) -> None:
         super().__init__()
-        self.upsample = _transposed(spatial_dims, 2 * channels, channels, up_kernel_size, None, None)
+        self.upsample = _transposed(spatial_dims, in_channels or 2 * channels, channels, up_kernel_size, None, None)
         self.conv = ConvBlock(spatial_dims, 2 * channels, channels, act, norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -140,17 +147,23 @@ class UpConcat(nn.Module):
 
 
 class UpSum(nn.Module):
-    """FusionNet up module: transposed convolution ``2c -> c`` with BN and ReLU, summed with the
-    encoder's skip, then a FusionBlock ``c -> c``.
+    """FusionNet up module: transposed convolution ``c_in -> c`` with BN and ReLU, summed with the
+    encoder's skip, then a FusionBlock ``c -> c``. ``in_channels`` (``c_in``) defaults to ``2c``.
 
-    Shapes: ``x (B, 2c, H, W)``, ``skip (B, c, 2H, 2W)`` -> ``(B, c, 2H, 2W)``.
+    Shapes: ``x (B, c_in, H, W)``, ``skip (B, c, 2H, 2W)`` -> ``(B, c, 2H, 2W)``.
     """
 
     def __init__(
-        self, spatial_dims: int, channels: int, up_kernel_size: int, act: str | tuple, norm: str | tuple
+        self,
+        spatial_dims: int,
+        channels: int,
+        up_kernel_size: int,
+        act: str | tuple,
+        norm: str | tuple,
+        in_channels: int | None = None,
     ) -> None:
         super().__init__()
-        self.upsample = _transposed(spatial_dims, 2 * channels, channels, up_kernel_size, act, norm)
+        self.upsample = _transposed(spatial_dims, in_channels or 2 * channels, channels, up_kernel_size, act, norm)
         self.conv = FusionBlock(spatial_dims, channels, channels, act, norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:

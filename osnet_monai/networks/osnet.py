@@ -29,12 +29,14 @@ class OSNet(nn.Module):
     and an output convolution that returns logits (no sigmoid: pair with ``BCEWithLogitsLoss``).
 
     Args:
-        spatial_dims: must be 2 (the paper segments x-y sections). Defaults to 2.
+        spatial_dims: must be 2 (the paper segments x-y sections; 3D stacks go section by section);
+            kept so that MONAI-style configs can pass it, and any other value is refused. Defaults to 2.
         in_channels: input channels (normalised RI). Defaults to 1.
         out_channels: 1 for a single nucleus logit (the paper, BCE), 2 for background/nucleus
             logits (MONAI Label's argmax convention). Defaults to 1.
-        features: five feature counts, four Down levels then the bridge. Defaults to
-            ``(16, 32, 64, 128, 256)``; ``(64, ..., 1024)`` is the original U-Net ("Unet64").
+        features: five feature counts, four Down levels then the bridge, any positive widths.
+            Defaults to ``(16, 32, 64, 128, 256)``; ``(64, ..., 1024)`` is the original U-Net
+            ("Unet64").
         gcn_kernel_size: the GCN's large kernel ``k`` (odd, >= 3); ``None`` or 0 removes the GCN.
             Defaults to 7.
         short_skip: add each GCN's input to its output (SSC). Requires a GCN. Defaults to True.
@@ -104,10 +106,11 @@ class OSNet(nn.Module):
             downs.append(down)
         self.down_1, self.down_2, self.down_3, self.down_4 = downs
         self.bridge = block(2, features[3], features[4], act, norm)
-        self.up_4 = up(2, features[3], up_kernel_size, act, norm)
-        self.up_3 = up(2, features[2], up_kernel_size, act, norm)
-        self.up_2 = up(2, features[1], up_kernel_size, act, norm)
-        self.up_1 = up(2, features[0], up_kernel_size, act, norm)
+        # each Up module takes the level below's width, so any five widths work, not only doublings
+        self.up_4 = up(2, features[3], up_kernel_size, act, norm, in_channels=features[4])
+        self.up_3 = up(2, features[2], up_kernel_size, act, norm, in_channels=features[3])
+        self.up_2 = up(2, features[1], up_kernel_size, act, norm, in_channels=features[2])
+        self.up_1 = up(2, features[0], up_kernel_size, act, norm, in_channels=features[1])
         head_kernel = 1 if style == "unet" else 3
         self.head = Conv["conv", 2](features[0], out_channels, head_kernel, padding=head_kernel // 2, bias=False)
 

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from osnet_monai.atomic import atomic_output
+from osnet_monai.readers import format_medium_tag
 
-__all__ = ["write_nifti", "write_tcf", "write_json", "ri_to_uint16", "MEDIUM_DESCRIP_FORMAT"]
+__all__ = ["write_nifti", "write_tcf", "write_json", "ri_to_uint16"]
 
 #: the NIfTI ``descrip`` field carries the medium RI in exactly this format
-MEDIUM_DESCRIP_FORMAT = "medium_ri=%.4f"
 
 
 def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
@@ -61,7 +61,7 @@ def write_nifti(
     if array.ndim == 3 and time_step_s:
         hdr["pixdim"][4] = float(time_step_s)
     if medium_ri is not None:
-        hdr["descrip"] = (MEDIUM_DESCRIP_FORMAT % float(medium_ri)).encode()
+        hdr["descrip"] = format_medium_tag(medium_ri).encode()
     hdr.set_slope_inter(np.nan, np.nan)
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)

@@ -21,9 +21,10 @@ from .checks import (
     check_tomogram,
     detect_ri_scale,
 )
+from ._util import format_medium_tag, parse_medium_ri
 from .errors import InputError
 from .frames import FrameSource, open_frames
-from .registry import load_tomogram, reader_for, register_reader, supported_suffixes
+from .registry import file_stem, is_supported, load_tomogram, reader_for, register_reader, supported_suffixes
 from .tcf import TCFInfo, TCFReader, iter_tcf_frames, read_tcf_frame, tcf_frame_count, tcf_info
 from .tiff import TiffStackReader
 
@@ -41,6 +42,10 @@ __all__ = [
     "as_refractive_index",
     "check_tomogram",
     "detect_ri_scale",
+    "file_stem",
+    "format_medium_tag",
+    "is_supported",
+    "parse_medium_ri",
     "iter_tcf_frames",
     "load_tomogram",
     "read_tcf_frame",

@@ -27,7 +27,14 @@ _TIME_S: dict[str, float] = {
     "min": 60.0, "minute": 60.0, "minutes": 60.0,
     "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0,
 }
+#: the medium tag this project writes (NIfTI ``descrip``) and reads back: one format, one parser
+MEDIUM_TAG_FORMAT = "medium_ri=%.4f"
 _MEDIUM_RI = re.compile(r"medium_ri\s*[:=]+\s*([0-9]*\.?[0-9]+)", re.IGNORECASE)
+
+
+def format_medium_tag(medium_ri: float) -> str:
+    """``medium_ri=1.3370``: the text :func:`parse_medium_ri` reads back."""
+    return MEDIUM_TAG_FORMAT % float(medium_ri)
 
 
 def _norm_unit(unit: object) -> str:

@@ -30,7 +30,7 @@ from .errors import InputError, input_error
 from .tcf import TCFReader
 from .tiff import TiffStackReader
 
-__all__ = ["load_tomogram", "reader_for", "register_reader", "supported_suffixes"]
+__all__ = ["file_stem", "is_supported", "load_tomogram", "reader_for", "register_reader", "supported_suffixes"]
 
 PathLike = str | os.PathLike
 ReaderFactory = Callable[..., ImageReader]
@@ -52,7 +52,7 @@ def register_reader(suffixes: str | Iterable[str], factory: ReaderFactory, forma
 
 register_reader((".nii", ".nii.gz"), NibabelReader, "nifti")
 register_reader((".nrrd", ".nhdr", ".mha", ".mhd"), ITKReader, "itk")
-register_reader((".tif", ".tiff"), TiffStackReader, "tiff")
+register_reader((".tif", ".tiff", ".ome.tif", ".ome.tiff"), TiffStackReader, "tiff")
 register_reader((".tcf", ".h5", ".hdf5"), TCFReader, "tcf")
 
 
@@ -61,13 +61,30 @@ def supported_suffixes() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
-def _lookup(path: PathLike) -> tuple[ReaderFactory, str] | None:
+def _matching_suffix(path: PathLike) -> str | None:
     name = os.path.basename(os.fspath(path)).lower()
-    # longest suffix first so ".nii.gz" wins over a hypothetical ".gz"
+    # longest suffix first so ".nii.gz" wins over ".nii"-like prefixes and ".ome.tif" over ".tif"
     for suffix in sorted(_REGISTRY, key=len, reverse=True):
         if name.endswith(suffix):
-            return _REGISTRY[suffix]
+            return suffix
     return None
+
+
+def _lookup(path: PathLike) -> tuple[ReaderFactory, str] | None:
+    suffix = _matching_suffix(path)
+    return _REGISTRY[suffix] if suffix else None
+
+
+def is_supported(path: PathLike) -> bool:
+    """Whether a reader is registered for ``path``'s suffix (case-insensitive)."""
+    return _matching_suffix(path) is not None
+
+
+def file_stem(path: PathLike) -> str:
+    """File name without its image suffix (``cell_01.nii.gz`` -> ``cell_01``, ``a.ome.tif`` -> ``a``)."""
+    name = os.path.basename(os.fspath(path))
+    suffix = _matching_suffix(name)
+    return name[: -len(suffix)] if suffix else os.path.splitext(name)[0]
 
 
 def reader_for(path: PathLike, default_spacing_um: Sequence[float] | None = None) -> ImageReader:

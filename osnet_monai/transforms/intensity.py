@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Hashable, Mapping
 
 import numpy as np
@@ -11,6 +10,8 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
+
+from osnet_monai.readers import parse_medium_ri
 
 __all__ = [
     "DEFAULT_CONTRAST_SCALE",
@@ -24,8 +25,6 @@ __all__ = [
 
 # RI contrast that maps to 1.0: cytoplasm sits ~0.02-0.04 above the medium, lipid droplets ~0.1.
 DEFAULT_CONTRAST_SCALE = 0.03
-
-_DESCRIP_MEDIUM = re.compile(rb"medium_ri=([0-9.]+)")
 
 #: "medium": the paper's fixed scale around the medium, ``(RI - medium) / contrast_scale``;
 #: "robust": per field, medium from the background and scale from the cell region (contrast-invariant)
@@ -98,14 +97,7 @@ def medium_ri_from_meta(meta: Mapping | None) -> float | None:
         return None
     if meta.get("medium_ri") is not None:
         return float(meta["medium_ri"])
-    descrip = meta.get("descrip")
-    if descrip is not None:
-        raw = bytes(np.asarray(descrip).tobytes()) if not isinstance(descrip, (bytes, str)) else descrip
-        raw = raw.encode() if isinstance(raw, str) else raw
-        match = _DESCRIP_MEDIUM.search(raw)
-        if match:
-            return float(match.group(1))
-    return None
+    return parse_medium_ri([meta.get("descrip")])
 
 
 class NormalizeRId(MapTransform):
