@@ -13,7 +13,7 @@ from monai.utils import MetaKeys
 from .checks import check_tomogram
 from ._util import diag_affine
 from .errors import InputError, input_error
-from .registry import _format_of, _nifti_meta, load_tomogram
+from .registry import format_of, load_tomogram, nifti_meta
 from .tcf import read_tcf_frame, tcf_info
 
 __all__ = ["FrameSource", "open_frames"]
@@ -57,7 +57,7 @@ def _open_nifti(path: str) -> FrameSource:
         image = nib.load(path)
         shape = tuple(int(s) for s in image.shape)
         meta = {MetaKeys.AFFINE: np.asarray(image.affine, dtype=np.float64)}
-        _nifti_meta(path, np.broadcast_to(np.float32(0), shape), meta)  # header only: no data read
+        nifti_meta(path, shape, meta)  # header only: no data read
     except InputError:
         raise
     except Exception as exc:
@@ -132,7 +132,7 @@ def open_frames(path: str | os.PathLike, default_spacing_um: Sequence[float] | N
     path = os.fspath(path)
     if not os.path.exists(path):
         raise input_error(path, "file not found")
-    fmt = _format_of(path)
+    fmt = format_of(path)
     if fmt == "nifti":
         return _open_nifti(path)
     if fmt == "tcf":

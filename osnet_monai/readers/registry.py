@@ -108,7 +108,8 @@ def reader_for(path: PathLike, default_spacing_um: Sequence[float] | None = None
     return factory(default_spacing_um=default_spacing_um) if takes_spacing else factory()
 
 
-def _format_of(path: PathLike) -> str:
+def format_of(path: PathLike) -> str:
+    """The registered format name of ``path`` ("nifti", "itk", "tiff", "tcf"), or "unknown"."""
     found = _lookup(path)
     return found[1] if found else "unknown"
 
@@ -121,14 +122,16 @@ def _check_ndim(path: str, shape: Sequence[int]) -> None:
         )
 
 
-def _nifti_meta(path: str, array: np.ndarray, meta: dict) -> None:
+def nifti_meta(path: str, shape: Sequence[int], meta: dict) -> None:
     """Spacing (um), time step and medium RI from a NIfTI header, following the module's unit rules.
 
-    Also used by the frame-by-frame NIfTI reader (with a placeholder of the file's shape as ``array``),
-    so the dimensionality check and ``input_ndim`` live here.
+    ``shape`` is the data's shape as stored. The whole-file read and the frame-by-frame reader
+    (:func:`osnet_monai.readers.open_frames`, which reads the header only) share it, so the
+    dimensionality check and ``input_ndim`` live here.
     """
-    _check_ndim(path, array.shape)
-    meta["input_ndim"] = array.ndim
+    ndim = len(shape)
+    _check_ndim(path, shape)
+    meta["input_ndim"] = ndim
     # The header as stored: MONAI's reader may rewrite pixdim (time step included) to match the affine.
     header = nib.load(path).header
     affine = np.asarray(meta[MetaKeys.AFFINE], dtype=np.float64)
@@ -144,14 +147,14 @@ def _nifti_meta(path: str, array: np.ndarray, meta: dict) -> None:
     meta[MetaKeys.AFFINE] = affine
     meta["spacing"] = spacing * factor
     meta["spacing_source"] = source
-    if array.ndim == 4:
+    if ndim == 4:
         dt = float(header["pixdim"][4]) * (time_to_s(time_unit) or 1.0)
         if np.isfinite(dt) and dt > 0:
             meta["time_step_s"] = dt
     medium = parse_medium_ri([header["descrip"]])
     if medium is not None:
         meta["medium_ri"] = medium
-    meta["axes"] = "XYZTC"[: array.ndim] if array.ndim >= 3 else "XY"
+    meta["axes"] = "XYZTC"[: ndim] if ndim >= 3 else "XY"
 
 
 def _itk_meta(img: Any, array: np.ndarray, meta: dict) -> None:
@@ -211,7 +214,7 @@ def load_tomogram(
     path_str = os.fspath(path)
     if not os.path.exists(path_str):
         raise input_error(path_str, "file not found")
-    fmt = _format_of(path_str)
+    fmt = format_of(path_str)
     reader = reader_for(path_str, default_spacing_um=default_spacing_um)
     try:
         img = reader.read(path_str)
@@ -219,7 +222,7 @@ def load_tomogram(
         array = np.asarray(array)
         meta = dict(meta)
         if fmt == "nifti":
-            _nifti_meta(path_str, array, meta)
+            nifti_meta(path_str, array.shape, meta)
         elif fmt == "itk":
             array = np.array(array)  # ITK hands out a view of its own buffer; own the memory
             _itk_meta(img, array, meta)

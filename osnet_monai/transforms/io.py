@@ -24,7 +24,8 @@ class LoadTomogramd(MapTransform):
     ``original_channel_dim`` set so ``EnsureChannelFirstd`` puts time into the channel axis.
     Keys in ``ri_keys`` are checked and returned as float32 RI (uint16 RI x 10,000 is scaled);
     other keys (labels) are read as they are. Values that are already arrays pass through, so
-    frames streamed by :class:`osnet_monai.inference.TomogramStream` skip the load.
+    frames streamed by :class:`osnet_monai.inference.TomogramStream` skip the load: in
+    ``inference.json`` it reads only when MONAI Label's bundle task hands the preprocessing a path.
 
     Args:
         keys: keys holding file paths.
