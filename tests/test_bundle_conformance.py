@@ -119,3 +119,22 @@ def test_bundle_files_present_and_small():
     tracked_large = [p for p in bundle.rglob("*") if p.is_file() and p.stat().st_size > 25 * 2**20
                      and "cache" not in p.parts and "logs" not in p.parts and p.name != "checkpoint_last.pt"]
     assert not tracked_large or (bundle / "large_files.yml").is_file()
+
+
+def test_train_and_inference_build_the_same_network():
+    """network_def lives in both configs because MONAI Label and the Model Zoo read inference.json
+    alone; this keeps the two copies from drifting (in_channels comes from the model card there)."""
+    train = json.loads((BUNDLE_CONFIGS / "train.json").read_text())["network_def"]
+    infer = json.loads(open(INFERENCE).read())["network_def"]
+    assert {k: v for k, v in train.items() if k != "in_channels"} == {k: v for k, v in infer.items() if k != "in_channels"}
+
+
+def test_multi_gpu_overrides_address_nothing_by_position():
+    """multi_gpu_train.json changes train.json through named ids (``main_process``), never a list index:
+    train.json's handlers stay inline because MONAI's workflow property check reads them there."""
+    multi = json.loads((BUNDLE_CONFIGS / "multi_gpu_train.json").read_text())
+    train = json.loads((BUNDLE_CONFIGS / "train.json").read_text())
+    assert not [key for key in multi if any(part.isdigit() for part in key.split("#"))]
+    assert "[" not in multi["train#trainer#train_handlers"].split("for h in")[0].replace("$[", "")
+    savers = [h for h in train["train"]["handlers"] if "save" in h]
+    assert len(savers) == 2 and all(h["save"] == "@main_process" for h in savers)

@@ -297,3 +297,20 @@ def test_frozen_network_matches_eager_and_follows_new_weights():
     frozen.train()
     frozen(x).sum().backward()  # train mode runs the eager network, so gradients flow
     assert all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("freeze, tta, skip_empty, chain", [
+    (False, False, False, []),
+    (True, False, True, ["SkipEmptyWindows", "FrozenForInference"]),
+    (True, True, True, ["SkipEmptyWindows", "FlipTTA", "FrozenForInference"]),
+    (False, True, False, ["FlipTTA"]),
+])
+def test_wrap_for_inference_orders_the_wrappers(freeze, tta, skip_empty, chain):
+    from osnet_monai.inference import wrap_for_inference
+
+    net = torch.nn.Conv2d(1, 1, 1)
+    wrapped, names = wrap_for_inference(net, freeze=freeze, tta=tta, skip_empty=skip_empty), []
+    while wrapped is not net:
+        names.append(type(wrapped).__name__)
+        wrapped = wrapped.network
+    assert names == chain

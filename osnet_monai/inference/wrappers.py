@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-__all__ = ["FlipTTA", "FrozenForInference", "SkipEmptyWindows"]
+__all__ = ["FlipTTA", "FrozenForInference", "SkipEmptyWindows", "wrap_for_inference"]
 
 
 class FrozenForInference(nn.Module):
@@ -110,3 +110,26 @@ class SkipEmptyWindows(nn.Module):
         if bool(has_cell.any()):
             out[has_cell] = self.network(x[has_cell]).to(x.dtype)
         return out
+
+
+def wrap_for_inference(
+    network: nn.Module,
+    freeze: bool = False,
+    tta: bool = False,
+    skip_empty: bool = True,
+    cell_threshold: float = 0.3,
+) -> nn.Module:
+    """The network as inference runs it, innermost first: :class:`FrozenForInference` (``freeze``,
+    for CPUs), :class:`FlipTTA` (``tta``), :class:`SkipEmptyWindows` (``skip_empty``, with
+    ``cell_threshold``). Skipping wraps outermost so a window without cell costs no network call,
+    flipped or not. The one place that orders the wrappers (``inference.json`` calls it).
+
+    Shapes: those of ``network``, ``(B, C, H, W) -> (B, out_channels, H, W)``.
+    """
+    if freeze:
+        network = FrozenForInference(network)
+    if tta:
+        network = FlipTTA(network)
+    if skip_empty:
+        network = SkipEmptyWindows(network, cell_threshold)
+    return network
