@@ -119,7 +119,31 @@ class GCN(nn.Module):
         return y
 
 
-class UpConcat(nn.Module):
+class _Up(nn.Module):
+    """What both up modules share: a stride-2 transposed convolution ``c_in -> c`` (``upsample``,
+    with act and norm when ``upsample_act_norm``) and a block merging it with the skip (``conv``)."""
+
+    upsample_act_norm = False
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        channels: int,
+        up_kernel_size: int,
+        act: str | tuple,
+        norm: str | tuple,
+        in_channels: int | None = None,
+    ) -> None:
+        super().__init__()
+        up_act, up_norm = (act, norm) if self.upsample_act_norm else (None, None)
+        self.upsample = _transposed(spatial_dims, in_channels or 2 * channels, channels, up_kernel_size, up_act, up_norm)
+        self.conv = self._merge(spatial_dims, channels, act, norm)
+
+    def _merge(self, spatial_dims: int, channels: int, act: str | tuple, norm: str | tuple) -> nn.Module:
+        raise NotImplementedError
+
+
+class UpConcat(_Up):
     """U-Net up module: transposed convolution ``c_in -> c`` (stride 2, no bias, no BN), concatenation
     with the encoder's skip (the long skip connection), then a Conv Block ``2c -> c``.
 
@@ -129,42 +153,24 @@ class UpConcat(nn.Module):
     Shapes: ``x (B, c_in, H, W)``, ``skip (B, c, 2H, 2W)`` -> ``(B, c, 2H, 2W)``.
     """
 
-    def __init__(
-        self,
-        spatial_dims: int,
-        channels: int,
-        up_kernel_size: int,
-        act: str | tuple,
-        norm: str | tuple,
-        in_channels: int | None = None,
-    ) -> None:
-        super().__init__()
-        self.upsample = _transposed(spatial_dims, in_channels or 2 * channels, channels, up_kernel_size, None, None)
-        self.conv = ConvBlock(spatial_dims, 2 * channels, channels, act, norm)
+    def _merge(self, spatial_dims: int, channels: int, act: str | tuple, norm: str | tuple) -> nn.Module:
+        return ConvBlock(spatial_dims, 2 * channels, channels, act, norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.conv(torch.cat([skip, self.upsample(x)], dim=1))
 
 
-class UpSum(nn.Module):
+class UpSum(_Up):
     """FusionNet up module: transposed convolution ``c_in -> c`` with BN and ReLU, summed with the
     encoder's skip, then a FusionBlock ``c -> c``. ``in_channels`` (``c_in``) defaults to ``2c``.
 
     Shapes: ``x (B, c_in, H, W)``, ``skip (B, c, 2H, 2W)`` -> ``(B, c, 2H, 2W)``.
     """
 
-    def __init__(
-        self,
-        spatial_dims: int,
-        channels: int,
-        up_kernel_size: int,
-        act: str | tuple,
-        norm: str | tuple,
-        in_channels: int | None = None,
-    ) -> None:
-        super().__init__()
-        self.upsample = _transposed(spatial_dims, in_channels or 2 * channels, channels, up_kernel_size, act, norm)
-        self.conv = FusionBlock(spatial_dims, channels, channels, act, norm)
+    upsample_act_norm = True
+
+    def _merge(self, spatial_dims: int, channels: int, act: str | tuple, norm: str | tuple) -> nn.Module:
+        return FusionBlock(spatial_dims, channels, channels, act, norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.conv(skip + self.upsample(x))
