@@ -20,9 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cross_validate import run_fold  # noqa: E402
-from evaluate_volumes import score_volumes, summary  # noqa: E402
+from osnet_monai.evaluation import run_fold, score_volumes, summary
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {

@@ -26,37 +26,11 @@ import sys
 import time
 from pathlib import Path
 
+from osnet_monai.evaluation import SECTION_METRICS as METRICS
+from osnet_monai.evaluation import run_fold
+
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "bundle" / "configs"
-METRICS = ("val_mean_dice", "val_jaccard", "val_f05", "val_pr_auc")
 HEADERS = ("DICE", "Jaccard", "F0.5", "PR (AUC)")
-
-
-def run_fold(network: str, augment: bool, fold: int, run_dir: Path, overrides: dict) -> dict[str, float]:
-    """Trains one row on one fold (resuming when interrupted) and evaluates its best checkpoint."""
-    from monai.bundle import ConfigWorkflow
-
-    common = {
-        "network_def": {"_target_": "osnet_monai.networks.table1_model", "name": network},
-        "fold": fold,
-        "augment": augment,
-        "ckpt_dir": str(run_dir),
-        **overrides,
-    }
-    train = ConfigWorkflow(
-        config_file=str(CONFIGS / "train.json"), workflow_type="train", logging_file=False,
-        output_dir=str(run_dir / "logs"), **common,
-    )
-    train.initialize()
-    train.run()
-    evaluate = ConfigWorkflow(
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")], workflow_type="train",
-        logging_file=False, output_dir=str(run_dir / "eval"), **common,
-    )
-    evaluate.initialize()
-    evaluate.run()
-    metrics = evaluate.parser.get_parsed_content("validate#evaluator").state.metrics
-    return {m: float(metrics[m]) for m in METRICS}
 
 
 def table(results: dict[str, list[dict[str, float]]], parameters: dict[str, int]) -> str:

@@ -34,7 +34,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundle" / "configs"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: train.json overrides per variant. "paper": the paper's recipe (fixed contrast scale around the
 #: medium, the paper's augmentation, BCE, Adam betas (0.5, 0.999), constant learning rate, no EMA).
@@ -145,7 +144,7 @@ def train(run_dir: Path, datalist: dict, epochs: int, batch_size: int, roi: int,
 
 
 def evaluate(model: Path, test_dir: Path, overrides: dict) -> dict:
-    from evaluate_volumes import score_volumes, summary
+    from osnet_monai.evaluation import score_volumes, summary
 
     scores = score_volumes(test_dir, model=str(model), **overrides)
     return {"summary": summary(scores), "volumes": scores}
@@ -181,7 +180,7 @@ def run(variants: list[str], styles: list[str], budget: dict, work: Path, result
                 continue
             test_dir = test_set(style, work, n_test, test_seed)
             if variant in CONTRAST_STRESS:
-                from evaluate_volumes import contrast_scaled
+                from osnet_monai.evaluation import contrast_scaled
 
                 factor = CONTRAST_STRESS[variant]
                 test_dir = contrast_scaled(test_dir, factor, test_dir.with_name(f"{test_dir.name}-contrast{factor}"))

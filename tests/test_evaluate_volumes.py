@@ -1,4 +1,5 @@
-"""The volume scoring of scripts/evaluate_volumes.py: 3D Dice and false alarms in nucleus-free sections."""
+"""The volume scoring of osnet_monai.evaluation (the command: scripts/evaluate_volumes.py): 3D Dice and
+false alarms in nucleus-free sections."""
 
 from __future__ import annotations
 
@@ -62,3 +63,15 @@ def test_contrast_scaled_copy_multiplies_the_contrast_around_the_medium(tmp_path
     np.testing.assert_allclose(scaled.get_fdata(), medium + 1.6 * (ri - medium), atol=2e-4)
     np.testing.assert_allclose(scaled.affine, affine)
     assert (out / "labels" / "a.nii.gz").is_file() and (out / "datalist.json").is_file()
+
+
+def test_script_is_the_command_over_the_package_scoring():
+    """The scoring lives in osnet_monai.evaluation; the script re-exports it for scripts that import it
+    from there (scripts/generalisation.py: score_volumes, summary, contrast_scaled)."""
+    from osnet_monai import evaluation
+
+    script = load_script()
+    for name in ("score_volumes", "summary", "contrast_scaled", "dice", "precision_recall", "false_alarm_sections"):
+        assert getattr(script, name) is getattr(evaluation, name)
+    assert evaluation.precision_recall(np.zeros(4, bool), np.ones(4, bool)) == (1.0, 0.0)
+    assert all(type(v) is float for v in evaluation.precision_recall(np.zeros(4, bool), np.ones(4, bool)))

@@ -55,8 +55,8 @@ class OSNet(nn.Module):
     Examples::
 
         >>> net = OSNet()
-        >>> net(torch.zeros(2, 1, 224, 224)).shape
-        torch.Size([2, 1, 224, 224])
+        >>> net(torch.zeros(2, 1, 64, 64)).shape  # any H, W divisible by 16
+        torch.Size([2, 1, 64, 64])
         >>> sum(p.numel() for p in net.parameters())
         2770848
 
