@@ -14,6 +14,7 @@ from monai.utils import min_version, optional_import
 
 from osnet_monai.inference.figures import save_overlay, save_timecourse
 from osnet_monai.inference.nifti_stream import StreamingNiftiWriter
+from osnet_monai.readers import format_medium_tag
 from osnet_monai.measurements import (
     MEASUREMENT_COLUMNS,
     MEASUREMENT_COLUMNS_2D,
@@ -187,7 +188,7 @@ class TomogramWriter:
         spacing = tuple(float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
         name = str(item["name"])
         time_step = float(item.get("time_step_s") or 0.0) or None
-        descrip = f"medium_ri={float(_numpy(item['medium_ri'])):.4f}"
+        descrip = format_medium_tag(float(_numpy(item["medium_ri"])))
         mask = StreamingNiftiWriter(self.output_dir / f"{name}_nucleus.nii.gz", frame_shape, n_frames, affine, np.uint8, time_step, descrip)
         prob = None
         if self.save_prob:
