@@ -1,0 +1,141 @@
+"""osnet_monai.measurements.cells: the cell mask from the RI and the nucleus labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from osnet_monai.measurements.cells import cell_mask_from_ri, label_nuclei
+
+MEDIUM = 1.337
+SPACING = (0.2, 0.2, 0.5)  # 0.02 um^3 per voxel
+
+
+def _cell_with_nucleus(cell_z: tuple[int, int], nucleus_z: tuple[int, int], nucleus_ri: float):
+    """A box cell (RI 1.365) holding a box nucleus; RI volume (40, 40, 12) and the cell box as a mask."""
+    ri = np.full((40, 40, 12), MEDIUM)
+    cell = np.zeros(ri.shape, dtype=bool)
+    cell[10:30, 6:34, slice(*cell_z)] = True
+    ri[cell] = 1.365
+    ri[16:24, 14:26, slice(*nucleus_z)] = nucleus_ri
+    return ri, cell
+
+
+# (cell z range, nucleus z range, nucleus RI): the mask must be the cell box, nucleus included
+CELL_CASES = [
+    pytest.param((1, 11), (3, 8), 1.352, id="nucleus-above-threshold"),
+    pytest.param((1, 11), (3, 8), 1.339, id="nucleus-below-threshold-is-a-hole"),
+    # the nucleus reaches the z border: not enclosed in 3D, only within each xy section
+    pytest.param((0, 10), (0, 5), 1.339, id="nucleus-on-the-coverslip"),
+]
+
+
+@pytest.mark.parametrize("cell_z,nucleus_z,nucleus_ri", CELL_CASES)
+def test_cell_mask_is_the_cell_with_its_nucleus(cell_z, nucleus_z, nucleus_ri):
+    ri, cell = _cell_with_nucleus(cell_z, nucleus_z, nucleus_ri)
+    mask = cell_mask_from_ri(ri, MEDIUM, SPACING)
+    assert mask.dtype == bool and mask.shape == ri.shape
+    np.testing.assert_array_equal(mask, cell)
+
+
+# min_volume_um3 against a 1-voxel speck (0.02 um^3) and a 2 x 2 x 2 blob (0.16 um^3) in the medium
+SPECK_CASES = [
+    pytest.param(0.01, (True, True), id="both-kept"),
+    pytest.param(0.1, (False, True), id="speck-dropped"),
+    pytest.param(50.0, (False, False), id="default-drops-both"),
+]
+
+
+@pytest.mark.parametrize("min_volume_um3,kept", SPECK_CASES)
+def test_cell_mask_drops_components_under_min_volume(min_volume_um3, kept):
+    ri, cell = _cell_with_nucleus((1, 11), (3, 8), 1.352)
+    ri[35, 2, 0] = 1.40
+    ri[2:4, 36:38, 9:11] = 1.40
+    mask = cell_mask_from_ri(ri, MEDIUM, SPACING, min_volume_um3=min_volume_um3)
+    assert (bool(mask[35, 2, 0]), bool(mask[2:4, 36:38, 9:11].all())) == kept
+    assert mask[cell].all() == (min_volume_um3 <= cell.sum() * 0.02)
+
+
+@pytest.mark.parametrize("smoothing_um", [0.2, 0.5])
+def test_cell_mask_smoothing_moves_the_boundary_outwards(smoothing_um):
+    ri, cell = _cell_with_nucleus((1, 11), (3, 8), 1.352)
+    mask = cell_mask_from_ri(ri, MEDIUM, SPACING, smoothing_um=smoothing_um)
+    assert mask[cell].all() and mask.sum() > cell.sum()
+
+
+CELL_MASK_ERRORS = [
+    pytest.param(np.full((10, 10), 1.35), SPACING, id="2d-ri"),
+    pytest.param(np.full((10, 10, 4), 1.35), (0.2, 0.2), id="two-spacings"),
+    pytest.param(np.full((10, 10, 4), 1.35), (0.2, 0.0, 0.5), id="zero-spacing"),
+]
+
+
+@pytest.mark.parametrize("ri,spacing", CELL_MASK_ERRORS)
+def test_cell_mask_refuses_bad_arguments(ri, spacing):
+    with pytest.raises(ValueError):
+        cell_mask_from_ri(ri, MEDIUM, spacing)
+
+
+def test_label_nuclei_removes_small_and_numbers_sequentially():
+    m = np.zeros((30, 30, 6), dtype=bool)
+    m[2:8, 2:8, 1:5] = True  # 144 voxels
+    m[8, 8, 1] = True  # touches only diagonally: separate with face connectivity, 1 voxel
+    m[15:25, 15:25, 1:5] = True  # 400 voxels
+    spacing = (0.5, 0.5, 1.0)  # 0.25 um^3 per voxel
+    lab = label_nuclei(m, min_volume_um3=10.0, spacing_um=spacing)
+    assert lab.dtype == np.int32
+    assert sorted(np.unique(lab).tolist()) == [0, 1, 2]
+    assert (lab == 1).sum() == 144 and (lab == 2).sum() == 400
+    assert lab[8, 8, 1] == 0
+
+
+# min_volume_um3 against components of 0.25, 36 and 100 um^3: ids 1..n in raster order of what is kept
+MIN_VOLUME_CASES = [
+    pytest.param(0.1, [36.0, 0.25, 100.0], id="all"),
+    pytest.param(10.0, [36.0, 100.0], id="speck-removed"),
+    pytest.param(50.0, [100.0], id="only-the-large"),
+    pytest.param(200.0, [], id="none"),
+]
+
+
+@pytest.mark.parametrize("min_volume_um3,volumes", MIN_VOLUME_CASES)
+def test_label_nuclei_min_volume(min_volume_um3, volumes):
+    m = np.zeros((30, 30, 6), dtype=bool)
+    m[2:8, 2:8, 1:5] = True
+    m[8, 8, 1] = True
+    m[15:25, 15:25, 1:5] = True
+    lab = label_nuclei(m, min_volume_um3=min_volume_um3, spacing_um=(0.5, 0.5, 1.0))
+    assert np.bincount(lab.ravel())[1:].tolist() == [v / 0.25 for v in volumes]
+
+
+# a 4 x 4 x 3 box and a 2 x 2 x 2 box touching it by a face, an edge or a corner
+TOUCH = {"face": (slice(6, 8), slice(2, 4), slice(1, 3)), "edge": (slice(6, 8), slice(6, 8), slice(1, 3)),
+         "corner": (slice(6, 8), slice(6, 8), slice(4, 6))}
+CONNECTIVITY_CASES = [
+    pytest.param("face", 1, 1, id="face-1"),
+    pytest.param("edge", 1, 2, id="edge-1"),
+    pytest.param("edge", 2, 1, id="edge-2"),
+    pytest.param("corner", 2, 2, id="corner-2"),
+    pytest.param("corner", 3, 1, id="corner-3"),
+]
+
+
+@pytest.mark.parametrize("touch,connectivity,n_nuclei", CONNECTIVITY_CASES)
+def test_label_nuclei_connectivity(touch, connectivity, n_nuclei):
+    m = np.zeros((10, 10, 8), dtype=bool)
+    m[2:6, 2:6, 1:4] = True
+    m[TOUCH[touch]] = True
+    lab = label_nuclei(m, min_volume_um3=0.0, spacing_um=(1.0, 1.0, 1.0), connectivity=connectivity)
+    assert int(lab.max()) == n_nuclei
+
+
+LABEL_ERRORS = [
+    pytest.param(np.ones((10, 10), dtype=bool), (1.0, 1.0, 1.0), id="2d-mask"),
+    pytest.param(np.ones((10, 10, 2), dtype=bool), (1.0, -1.0, 1.0), id="negative-spacing"),
+]
+
+
+@pytest.mark.parametrize("mask,spacing", LABEL_ERRORS)
+def test_label_nuclei_refuses_bad_arguments(mask, spacing):
+    with pytest.raises(ValueError):
+        label_nuclei(mask, 1.0, spacing)
