@@ -141,7 +141,7 @@ def render_report(results: dict[str, Any]) -> str:
     else:
         lines.append(
             "No GPU on this machine. The CUDA settings are config values of `inference.json` (`amp`, "
-            "`channels_last`, `cudnn_benchmark`) and `train.json` (`amp`); `tests/test_inference.py` runs "
+            "`channels_last`, `cudnn_benchmark`) and `train.json` (`amp`); `tests/inference/test_inference.py` runs "
             "them on the CPU and checks the result equals the default path. On a GPU this section lists "
             "fp32, AMP and channels_last rates."
         )

@@ -1,4 +1,12 @@
-"""Frame-by-frame access to tomograms, so a 4D series streams with one frame in memory."""
+"""Frame-by-frame access to tomograms, so a 4D series streams with one frame in memory.
+
+A view of :func:`osnet_monai.readers.load_tomogram`, not a second reader: formats without frame
+access go through ``load_tomogram`` itself; NIfTI and TCF frames are sliced from the file (nibabel's
+array proxy, the TCF group per time point) but their metadata comes from the same parsers
+(``nifti_meta``, ``tcf_info``), the format from the same registry (``format_of``) and every frame
+passes the same ``check_tomogram``. The whole-file path stays on MONAI's readers because
+``LoadTomogramd`` (training, MONAI Label) hands their metadata on.
+"""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ for ``sigma >~ 1``. The expected RMS displacement per axis is therefore about
 ``alpha / (sigma * sqrt(12 pi))``. With the exact discrete kernel (the continuum formula
 underestimates sigma = 0.5), the paper's pairs (1, 1), (5, 2), (1, 0.5), (1, 3) give 0.163, 0.407,
 0.370 and 0.054 pixel RMS per axis (0.23, 0.58, 0.52, 0.077 pixel RMS displacement length), which
-is what 448 x 448 fields measure (tests/test_elastic.py). The paper's augmentation is a sub-pixel
+is what 448 x 448 fields measure (tests/transforms/test_elastic.py). The paper's augmentation is a sub-pixel
 jitter, not the large rubber-sheet warp that alpha = 34, sigma = 4 gives in Simard's MNIST work.
 
 Why not ``monai.transforms.Rand2DElasticd``: MONAI draws *normal* offsets on a coarse grid of

@@ -17,7 +17,7 @@ unless a leading angle axis A is named.
 Own implementation throughout (no ``odtbrain`` / ``nrefocus`` at run time): odtbrain's 3D
 backpropagation is written for a rotating sample (or a tilted rotation axis), not for a fixed sample
 under scanned illumination, where each angle's data sit on a shifted Ewald cap; and both packages
-are optional test-time cross-checks only (``tests/test_style_beam.py``), not project dependencies.
+are optional test-time cross-checks only (``tests/phantoms/test_style_beam.py``), not project dependencies.
 """
 
 from __future__ import annotations

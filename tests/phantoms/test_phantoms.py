@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -242,12 +241,7 @@ def test_fields_hold_several_cells_and_mitotic_cells_appear():
     assert mitotic >= 1
 
 
-# ---------------------------------------------------------------------------------------------
-# speed
-# ---------------------------------------------------------------------------------------------
-def test_small_volume_renders_in_well_under_a_second():
-    render_field(TINY, seed=0)  # warm caches
-    t = time.perf_counter()
+def test_small_volume_renders_with_its_shape():
+    """Rendering speed is measured in scripts/benchmark.py, never asserted in a test."""
     f = render_field(TINY, seed=1)
-    assert time.perf_counter() - t < 1.0
     assert f.image.shape == TINY.field_shape

@@ -16,7 +16,7 @@ from osnet_monai.phantoms import PRESETS, render_field, write_nifti
 
 from conftest import BUNDLE_CONFIGS, REPO_ROOT
 
-SCHEMA = REPO_ROOT / "tests" / "data" / "meta_schema.json"  # the Model Zoo schema, kept offline
+SCHEMA = REPO_ROOT / "tests" / "fixtures" / "meta_schema.json"  # the Model Zoo schema, kept offline
 META = str(BUNDLE_CONFIGS / "metadata.json")
 INFERENCE = str(BUNDLE_CONFIGS / "inference.json")
 
@@ -45,6 +45,15 @@ def test_package_stays_required_when_monai_reads_the_metadata():
     required = parser["_meta_"]["required_packages_version"]
     assert {"osnet-monai", "nibabel", "pytorch-ignite", "itk-io"} <= set(required)
     assert required["osnet-monai"] == osnet_monai.__version__
+
+
+def test_every_version_is_the_package_version():
+    """The version's home is ``osnet_monai.__version__`` (pyproject reads it); the Model Zoo needs
+    literals in metadata.json, so they are checked here instead of copied by hand."""
+    meta = json.loads(open(META).read())
+    assert meta["version"] == osnet_monai.__version__ and osnet_monai.__version__ in meta["changelog"]
+    for key in ("required_packages_version", "optional_packages_version"):
+        assert meta[key]["osnet-monai"] == osnet_monai.__version__, key
 
 
 def test_metadata_rejects_a_broken_copy(tmp_path):

@@ -6,7 +6,6 @@ Each module has its own tests: test_measurements_{cells,morphology,tracking,tabl
 from __future__ import annotations
 
 import csv
-import time
 
 import numpy as np
 import pytest
@@ -65,7 +64,8 @@ def test_measured_rows_fill_every_column_but_frame_and_time(rows, columns):
     assert list(row) == [c for c in columns if c not in ("frame", "time_s")]
 
 
-def test_tracking_and_measuring_a_full_frame_is_fast(tmp_path):
+def test_tracking_and_measuring_a_full_frame(tmp_path):
+    """A full 448 x 448 x 64 frame end to end (speed is measured in scripts/benchmark.py, not here)."""
     spacing = (0.155, 0.155, 0.3)
     shape = (448, 448, 64)
     x, y, z = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij", sparse=True)
@@ -77,16 +77,12 @@ def test_tracking_and_measuring_a_full_frame_is_fast(tmp_path):
         ri[n] = 1.355
         nuclei |= n
     labels = label_nuclei(nuclei, 10.0, spacing)
-    t0 = time.perf_counter()
     rows = measure_nuclei(labels, ri, spacing, MEDIUM)
-    t1 = time.perf_counter()
     tracked = track_nuclei(labels, np.roll(labels, 5, axis=0), spacing)
-    t2 = time.perf_counter()
     assert len(rows) == 4
     assert all(r["nucleus_to_cell_volume_ratio"] == pytest.approx(60 / 600, rel=0.03) for r in rows)
     assert sorted(np.unique(tracked).tolist()) == [0, 1, 2, 3, 4]
     assert np.array_equal(tracked, np.roll(labels, 5, axis=0))  # each nucleus keeps its id
-    assert t1 - t0 < 3.0 and t2 - t1 < 1.0  # generous bounds for a busy 2-core machine
     path = measurements_to_csv([{"frame": 0, "time_s": 0.0, **r} for r in rows], tmp_path / "nuclei.csv")
     with open(path, newline="") as f:
         assert [int(r["nucleus_id"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
