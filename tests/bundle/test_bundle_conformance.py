@@ -147,3 +147,25 @@ def test_multi_gpu_overrides_address_nothing_by_position():
     assert "[" not in multi["train#trainer#train_handlers"].split("for h in")[0].replace("$[", "")
     savers = [h for h in train["train"]["handlers"] if "save" in h]
     assert len(savers) == 2 and all(h["save"] == "@main_process" for h in savers)
+
+
+@pytest.mark.parametrize("card, expected", [(None, ("medium", 0)), ({"normalisation": "robust"}, ("robust", 0)),
+                                            ({"normalisation": "medium", "context": 1, "in_channels": 3}, ("medium", 1))])
+def test_training_and_evaluation_see_input_as_the_checkpoint_did(tmp_path, card, expected):
+    """Fine-tuning (``pretrained``) and evaluating a checkpoint take its model card's normalisation and
+    2.5D context; a fresh run takes the paper's (``medium``, single sections)."""
+    from osnet_monai.model_card import write_model_card
+
+    ckpt = tmp_path / "model.pt"
+    ckpt.touch()
+    if card is not None:
+        write_model_card(ckpt, **card)
+    train = ConfigParser()
+    train.read_config(str(BUNDLE_CONFIGS / "train.json"))
+    assert (train.get_parsed_content("normalisation"), train.get_parsed_content("context")) == ("medium", 0)
+    train.update({"pretrained": str(ckpt)})
+    assert (train.get_parsed_content("normalisation"), train.get_parsed_content("context")) == expected
+    evaluate = ConfigParser()
+    evaluate.read_config([str(BUNDLE_CONFIGS / "train.json"), str(BUNDLE_CONFIGS / "evaluate.json")])
+    evaluate.update({"ckpt_dir": str(tmp_path)})
+    assert (evaluate.get_parsed_content("normalisation"), evaluate.get_parsed_content("context")) == expected
