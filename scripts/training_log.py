@@ -35,12 +35,13 @@ def main(path: str) -> int:
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     previous = None
     for r in rows:
-        elapsed = (datetime.strptime(r["time"], "%Y-%m-%d %H:%M:%S") - t0).total_seconds() / 60 if t0 and "time" in r else nan
+        # runs without MONAI's input summary (logging_file off) have no start stamp
+        elapsed = f"{(datetime.strptime(r['time'], '%Y-%m-%d %H:%M:%S') - t0).total_seconds() / 60:.0f}" if t0 and "time" in r else "-"
         worst = r.get("val_worst_style_dice", nan)
         change = f"{worst - previous:+.4f}" if previous is not None and worst == worst else ""
         previous = worst if worst == worst else previous
         print(
-            f"| {r['epoch']} | {elapsed:.0f} | {r.get('train_mean_dice', nan):.4f} | {worst:.4f} | {change} | "
+            f"| {r['epoch']} | {elapsed} | {r.get('train_mean_dice', nan):.4f} | {worst:.4f} | {change} | "
             f"{r.get('val_mean_dice', nan):.4f} | {r.get('val_jaccard', nan):.4f} | {r.get('val_f05', nan):.4f} | "
             f"{r.get('val_pr_auc', nan):.4f} |"
         )
