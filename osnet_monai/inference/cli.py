@@ -129,8 +129,15 @@ def _find_bundle(command: str, explicit: str | None) -> Path | None:
         return None
 
 
-def run(args: argparse.Namespace) -> int:
+def _console_logging() -> None:
+    """One line per file and the progress bar: the engine's own start, restore and timing lines
+    (ignite's INFO) are for the bundle runner's logs, not for a user watching the command."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("ignite.engine").setLevel(logging.WARNING)
+
+
+def run(args: argparse.Namespace) -> int:
+    _console_logging()
     if (root := _find_bundle("segment", args.bundle)) is None:
         return 2
     return segment(args.inputs, args.output_dir, root, **_overrides(args))
@@ -147,7 +154,7 @@ def run_demo(args: argparse.Namespace) -> int:
     """Writes a small 4D phantom series, segments it with the shipped model, and says where everything is."""
     from osnet_monai.phantoms import generate_dataset
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _console_logging()
     # before the phantom, so a missing bundle fails in a second, not after it is drawn
     if (root := _find_bundle("demo", args.bundle)) is None:
         return 2
