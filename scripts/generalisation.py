@@ -113,17 +113,15 @@ def leave_out(datalist: dict, root: Path, style: str) -> dict:
 def train(run_dir: Path, datalist: dict, epochs: int, batch_size: int, roi: int, overrides: dict,
           minutes: float | None = None) -> Path:
     """Trains train.json on ``datalist`` into ``run_dir`` (resuming); returns the best checkpoint.
-    ``minutes`` stops training at the first epoch end past that wall-clock budget."""
+    With ``minutes``, the first epoch's duration sets how many epochs fit that wall-clock budget
+    (the learning-rate schedule is stretched to end with them); ``epochs`` is then only a ceiling."""
     from monai.bundle import ConfigWorkflow
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "datalist.json").write_text(json.dumps(datalist, indent=1))
-    settings = dict(overrides)
-    context = int(settings.pop("context", 0))
-    if context:
-        settings["network_def#in_channels"] = 2 * context + 1
-        settings["train#dataset#context"] = context
-        settings["validate#dataset#context"] = context
+    # train.json derives the network's in_channels, both data sets' context and the model card from
+    # the one top-level "context"
+    settings = {"context": 0, **overrides}
     workflow = ConfigWorkflow(
         config_file=str(CONFIGS / "train.json"), workflow_type="train", logging_file=False,
         dataset_dir=str(run_dir), ckpt_dir=str(run_dir), output_dir=str(run_dir / "logs"),
@@ -350,6 +348,9 @@ def write_report(results: dict, n_test: int, test_seed: int, path: Path) -> None
             minutes = f"{r['train_seconds'] / 60:.0f}" if r["train_seconds"] else "-"
             body.append(f"| {style} | {s['dice_mean']:.3f} ({s['dice_sd']:.3f}) | {s['precision_mean']:.3f} | "
                         f"{s['recall_mean']:.3f} | {s.get('empty_masks', 0)}/{s['n']} | {minutes} |")
+        plain = {style: r["same_model_without_tta"]["dice_mean"] for style, r in per_style.items() if "same_model_without_tta" in r}
+        if plain:  # a retrained model differs from the cached plain row's: compare TTA with its own model
+            body += ["", "The same models without test-time augmentation: " + ", ".join(f"{k} {v:.3f}" for k, v in plain.items()) + "."]
         worst = min(per_style, key=lambda k: per_style[k]["summary"]["dice_mean"])
         body += ["", f"Mean over {len(dices)} styles **{statistics.mean(dices):.3f}**, worst **{min(dices):.3f}** ({worst}).", ""]
         summary_rows.append(f"| {key} | {len(dices)} | {statistics.mean(dices):.3f} | {min(dices):.3f} ({worst}) |")
