@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["diag_affine", "length_to_um", "parse_medium_ri", "time_to_s", "plausible_medium_ri"]
+__all__ = ["diag_affine", "length_to_um", "parse_medium_ri", "time_to_s", "plausible_medium_ri", "plausible_time_step"]
 
 # Length units as microscopy software spells them, in micrometres. ImageJ stores the micro sign
 # escaped ("\\u00B5m") and both U+00B5 (micro sign) and U+03BC (Greek mu) occur in the wild.
@@ -61,6 +61,23 @@ def plausible_medium_ri(value: object) -> float | None:
     except (TypeError, ValueError):
         return None
     return ri if math.isfinite(ri) and 1.0 <= ri <= 1.8 else None
+
+
+#: a time-lapse interval above a year is a corrupt field, not an experiment
+MAX_TIME_STEP_S = 3.2e7
+
+
+def plausible_time_step(value: object) -> float | None:
+    """``float(value)`` when it is a time step in seconds a time-lapse could have (0, 1 year], else None.
+
+    Like an implausible medium RI, an implausible time step is treated as not stated: frames are
+    then timed by their index.
+    """
+    try:
+        dt = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return dt if math.isfinite(dt) and 0 < dt <= MAX_TIME_STEP_S else None
 
 
 def parse_medium_ri(texts: Iterable[object]) -> float | None:

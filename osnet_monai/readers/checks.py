@@ -22,7 +22,9 @@ __all__ = [
     "MIN_VOXEL_UM",
     "RI_RANGE",
     "RI_X10000_RANGE",
+    "DEFLATE_MAX_RATIO",
     "as_refractive_index",
+    "check_declared_size",
     "check_tomogram",
     "detect_ri_scale",
 ]
@@ -41,6 +43,9 @@ MIN_VOXEL_UM: float = 0.01
 # Upper bounds on the 99.9th percentile: RI above 2.5 (denser than diamond) is not a cell.
 _RI_HI, _RI_X10000_HI = 2.5, 25_000.0
 _SAMPLE = 1 << 20
+#: deflate (gzip, zlib) shrinks data at most 1032:1 (a 258-byte match coded in 2 bits); 1100 leaves room
+#: for headers. A header declaring more than this per stored byte is corrupt, whatever it says.
+DEFLATE_MAX_RATIO = 1100
 
 
 def _numpy_view(array: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -187,13 +192,76 @@ def _check_spacing(a: np.ndarray, meta: Mapping[str, Any], path: PathLike | None
 def _check_finite(a: np.ndarray, path: PathLike | None) -> None:
     if not np.issubdtype(a.dtype, np.floating):
         return
-    # One pass: a sum is NaN/Inf as soon as one value is (or on overflow, which the slow path rules out).
-    if np.isfinite(a.sum(dtype=a.dtype if a.dtype.itemsize >= 4 else np.float32)):
-        return
+    # One pass: a sum is NaN/Inf as soon as one value is, or when it overflows (checked below).
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(a.sum(dtype=a.dtype if a.dtype.itemsize >= 4 else np.float32)):
+            return
     n_nan = int(np.count_nonzero(np.isnan(a)))
     n_inf = int(np.count_nonzero(np.isinf(a)))
     if n_nan or n_inf:
         raise input_error(path, f"contains {n_nan} NaN and {n_inf} infinite values (of {a.size} voxels)")
+    # finite values whose sum overflows: magnitudes no refractive index has, which would overflow
+    # every later step (normalisation, resampling) too
+    peak = float(np.max(np.abs(a)))
+    raise input_error(path, f"values as large as {peak:.3g} (dtype {a.dtype}): not a refractive index")
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB" if n >= 2**27 else f"{n / 2**20:.3g} MiB" if n >= 2**17 else f"{int(n)} bytes"
+
+
+def check_declared_size(
+    path: PathLike | None,
+    shape: tuple[int, ...],
+    itemsize: int,
+    stored_bytes: int | None,
+    codec: str | None = None,
+    voxels_read: int | None = None,
+) -> None:
+    """Refuse, before anything is allocated, a header whose data cannot be in the file or in memory.
+
+    A corrupt or hostile header can declare a volume of terabytes in a file of kilobytes; reading it
+    would allocate (or decompress) until memory runs out. The data of ``shape`` x ``itemsize``
+    bytes must fit in what the file stores: exactly for raw data (``codec=None``: more means a
+    truncated file), at most :data:`DEFLATE_MAX_RATIO` times for ``codec="deflate"``; other codecs
+    have no useful bound and are only held to memory. The float32 result (``voxels_read`` voxels,
+    the whole ``shape`` by default) must fit in the memory available now.
+
+    Args:
+        path: the file, for the message.
+        shape: the data's shape as its header declares it.
+        itemsize: bytes per stored voxel.
+        stored_bytes: bytes the file holds for the data; ``None`` when unknown (memory check only).
+        codec: ``None`` (raw), ``"deflate"`` (gzip/zlib) or any other name (no ratio bound).
+        voxels_read: voxels that reading will allocate as float32 (one frame when streaming).
+
+    Raises:
+        InputError: negative sizes, more data declared than stored, or more than memory can hold.
+    """
+    dims = tuple(int(n) for n in shape)
+    if any(n < 0 for n in dims):
+        raise input_error(path, f"header declares a negative size {dims}: corrupt header")
+    declared = math.prod(dims) * int(itemsize)
+    if stored_bytes is not None:
+        bound = stored_bytes if codec is None else stored_bytes * DEFLATE_MAX_RATIO if codec == "deflate" else None
+        if bound is not None and declared > bound:
+            held = f"{_gib(stored_bytes)}" + (f" compressed ({codec})" if codec else "")
+            raise input_error(
+                path, f"header declares shape {dims} x {itemsize} bytes ({_gib(declared)}) but the file holds {held}: "
+                "truncated, or a corrupt header",
+            )
+    needed = 4 * (math.prod(dims) if voxels_read is None else int(voxels_read))
+    available = _available_memory()
+    if available is not None and needed > available:
+        raise input_error(path, f"shape {dims} needs {_gib(needed)} of memory as float32; {_gib(available)} available")
+
+
+def _available_memory() -> int | None:
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with monai[psutil]
+        return None
+    return int(psutil.virtual_memory().available)
 
 
 def check_tomogram(

@@ -18,10 +18,11 @@ import nibabel as nib
 import numpy as np
 from monai.utils import MetaKeys
 
+from .capture import library_messages, quietly
 from .checks import check_tomogram
 from ._util import diag_affine
 from .errors import InputError, input_error
-from .registry import format_of, load_tomogram, nifti_meta
+from .registry import check_nifti_size, format_of, load_tomogram, nifti_meta
 from .tcf import read_tcf_frame, tcf_info
 
 __all__ = ["FrameSource", "open_frames"]
@@ -62,6 +63,7 @@ def _frame_meta(meta: dict, t: int, n_frames: int) -> dict:
 def _open_nifti(path: str) -> FrameSource:
     """4D NIfTI through nibabel's array proxy: each frame is read on its own, never the whole series."""
     try:
+        check_nifti_size(path, frames=True)
         image = nib.load(path)
         shape = tuple(int(s) for s in image.shape)
         meta = {MetaKeys.AFFINE: np.asarray(image.affine, dtype=np.float64)}
@@ -141,8 +143,9 @@ def open_frames(path: str | os.PathLike, default_spacing_um: Sequence[float] | N
     if not os.path.exists(path):
         raise input_error(path, "file not found")
     fmt = format_of(path)
-    if fmt == "nifti":
-        return _open_nifti(path)
-    if fmt == "tcf":
-        return _open_tcf(path)
-    return _open_whole(path, default_spacing_um)
+    opener = {"nifti": _open_nifti, "tcf": _open_tcf}.get(fmt)
+    with library_messages(path):
+        source = opener(path) if opener is not None else _open_whole(path, default_spacing_um)
+    # frames are read later, each with the libraries' messages kept off the console too
+    source.read = quietly(path, source.read)
+    return source

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -24,8 +25,9 @@ from monai.data import ITKReader, NibabelReader
 from monai.data.image_reader import ImageReader
 from monai.utils import MetaKeys
 
-from ._util import diag_affine, length_to_um, parse_medium_ri, time_to_s
-from .checks import MAX_VOXEL_UM, check_tomogram
+from ._util import diag_affine, length_to_um, parse_medium_ri, plausible_time_step, time_to_s
+from .capture import LibraryMessages, c_library_stderr, library_messages
+from .checks import MAX_VOXEL_UM, check_declared_size, check_tomogram
 from .errors import InputError, input_error
 from .tcf import TCFReader
 from .tiff import TiffStackReader
@@ -148,13 +150,112 @@ def nifti_meta(path: str, shape: Sequence[int], meta: dict) -> None:
     meta["spacing"] = spacing * factor
     meta["spacing_source"] = source
     if ndim == 4:
-        dt = float(header["pixdim"][4]) * (time_to_s(time_unit) or 1.0)
-        if np.isfinite(dt) and dt > 0:
+        with np.errstate(over="ignore", invalid="ignore"):
+            dt = plausible_time_step(float(header["pixdim"][4]) * (time_to_s(time_unit) or 1.0))
+        if dt is not None:
             meta["time_step_s"] = dt
     medium = parse_medium_ri([header["descrip"]])
     if medium is not None:
         meta["medium_ri"] = medium
     meta["axes"] = "XYZTC"[: ndim] if ndim >= 3 else "XY"
+
+
+def check_nifti_size(path: str, frames: bool = False) -> None:
+    """The NIfTI header's data size against the file (gzip: deflate's bound) and memory, before reading.
+
+    ``frames``: only one (X, Y, Z) frame is read at a time (:func:`osnet_monai.readers.open_frames`).
+    """
+    header = nib.load(path).header  # header only: the data stays on disk
+    shape = tuple(int(n) for n in header.get_data_shape())
+    gzipped = path.lower().endswith(".gz")
+    size = os.path.getsize(path)
+    stored = size if gzipped else size - int(header.get_data_offset())
+    per_frame = int(np.prod(shape[:3], dtype=np.float64)) if frames and len(shape) == 4 else None
+    check_declared_size(path, shape, header.get_data_dtype().itemsize, max(stored, 0),
+                        "deflate" if gzipped else None, voxels_read=per_frame)
+
+
+# where an ITK header keeps its encoding and its data file (NRRD fields, MetaImage tags)
+_ITK_FIELDS = re.compile(rb"^(encoding|data ?file|CompressedData|ElementDataFile)\s*[:=]\s*(.*?)\s*$", re.I | re.M)
+
+
+_NRRD_TYPES = {
+    "signed char", "int8", "int8_t", "uchar", "unsigned char", "uint8", "uint8_t", "short", "short int",
+    "signed short", "signed short int", "int16", "int16_t", "ushort", "unsigned short", "unsigned short int",
+    "uint16", "uint16_t", "int", "signed int", "int32", "int32_t", "uint", "unsigned int", "uint32", "uint32_t",
+    "longlong", "long long", "long long int", "signed long long", "signed long long int", "int64", "int64_t",
+    "ulonglong", "unsigned long long", "unsigned long long int", "uint64", "uint64_t", "float", "double",
+}
+_MET_TYPES = {f"MET_{t}" for t in ("CHAR", "UCHAR", "SHORT", "USHORT", "INT", "UINT", "LONG", "ULONG",
+                                   "LONG_LONG", "ULONG_LONG", "FLOAT", "DOUBLE")}
+
+
+def _check_itk_header(path: str, head: bytes) -> None:
+    """The few NRRD/MetaImage header fields that size the data, checked before ITK reads them: ITK
+    aborts or crashes the whole process on some corrupt values (``NDims = 1e+300``)."""
+    nrrd = path.lower().endswith((".nrrd", ".nhdr"))
+    text = head.decode("latin-1")
+    sep = ":" if nrrd else "="
+    fields = {}
+    for line in text.splitlines():
+        if nrrd and not line.strip():
+            break  # the end of an attached NRRD header
+        key, found, value = line.partition(sep)
+        if found and not key.startswith("#"):
+            fields.setdefault(key.strip().lower(), value.strip().lstrip("="))
+        if not nrrd and key.strip() == "ElementDataFile":
+            break
+    if nrrd and not text.startswith("NRRD000"):
+        raise input_error(path, "not a NRRD file (no NRRD000x magic line)")
+    ndim_key, size_key, type_key = ("dimension", "sizes", "type") if nrrd else ("ndims", "dimsize", "elementtype")
+    try:
+        ndim = int(fields[ndim_key])
+        sizes = [int(n) for n in fields[size_key].split()]
+    except (KeyError, ValueError) as exc:
+        raise input_error(path, f"corrupt header: {ndim_key} and {size_key} must be integers", exc) from exc
+    kind = fields.get(type_key, "")
+    if not 1 <= ndim <= 5 or len(sizes) != ndim or not all(1 <= n < 2**31 for n in sizes):
+        raise input_error(path, f"corrupt header: {ndim_key} {ndim}, {size_key} {sizes[:6]}")
+    if (kind.lower() not in _NRRD_TYPES) if nrrd else (kind.upper() not in _MET_TYPES):
+        raise input_error(path, f"corrupt header: unknown pixel type {kind[:40]!r}")
+    channels = fields.get("elementnumberofchannels", "1")
+    if not channels.isdigit() or not 1 <= int(channels) <= 16:
+        raise input_error(path, f"corrupt header: {channels[:20]!r} channels")
+
+
+def _check_itk_size(path: str) -> None:
+    """NRRD/MetaImage: the header's data size (read by ITK's ImageIO, no pixels) against the file(s)."""
+    import itk
+
+    with open(path, "rb") as f:
+        _check_itk_header(path, f.read(1 << 16))
+
+    io = itk.ImageIOFactory.CreateImageIO(path, itk.CommonEnums.IOFileMode_ReadMode)
+    if io is None:
+        raise input_error(path, "not a valid NRRD/MetaImage file (no ITK reader recognises it)")
+    io.SetFileName(path)
+    io.ReadImageInformation()
+    shape = tuple(int(io.GetDimensions(i)) for i in range(io.GetNumberOfDimensions()))
+    itemsize = int(io.GetComponentSize()) * int(io.GetNumberOfComponents())
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    # an attached NRRD header ends at its first blank line, a MetaImage one after ElementDataFile
+    if path.lower().endswith((".nrrd", ".nhdr")):
+        end = head.find(b"\n\n") + 2 if b"\n\n" in head else len(head)
+    else:
+        tag = head.find(b"ElementDataFile")
+        end = head.find(b"\n", tag) + 1 if tag >= 0 and b"\n" in head[tag:] else len(head)
+    head = head[:end]
+    fields = {k.lower().replace(b" ", b""): v for k, v in _ITK_FIELDS.findall(head)}
+    encoding = fields.get(b"encoding", b"raw").lower()
+    compressed = encoding in (b"gzip", b"gz") or fields.get(b"compresseddata", b"false").lower() == b"true"
+    codec = "deflate" if compressed else None if encoding == b"raw" else encoding.decode("ascii", "replace")
+    stored: int | None = max(os.path.getsize(path) - end, 0)
+    data_file = (fields.get(b"datafile") or fields.get(b"elementdatafile") or b"").decode("utf-8", "replace")
+    if data_file and data_file.upper() != "LOCAL":
+        data_path = os.path.join(os.path.dirname(path), data_file)
+        stored = os.path.getsize(data_path) if os.path.isfile(data_path) else None  # lists and patterns: memory only
+    check_declared_size(path, shape, itemsize, stored, codec)
 
 
 def _itk_meta(img: Any, array: np.ndarray, meta: dict) -> None:
@@ -164,7 +265,7 @@ def _itk_meta(img: Any, array: np.ndarray, meta: dict) -> None:
     n_spatial = min(len(spacing), 3)
     meta["spacing"] = spacing[:n_spatial]
     meta["spacing_source"] = "itk_assumed_um"
-    if not colour and array.ndim == 4 and len(spacing) == 4 and spacing[3] > 0:
+    if not colour and array.ndim == 4 and len(spacing) == 4 and plausible_time_step(spacing[3]) is not None:
         meta["time_step_s"] = float(spacing[3])
     base = "XYZ"[:n_spatial]
     meta["axes"] = base + ("C" if colour else "T" * (array.ndim - n_spatial))
@@ -214,18 +315,33 @@ def load_tomogram(
     path_str = os.fspath(path)
     if not os.path.exists(path_str):
         raise input_error(path_str, "file not found")
+    with library_messages(path_str) as said:
+        return _load(path_str, default_spacing_um, check, said)
+
+
+def _load(
+    path_str: str, default_spacing_um: Sequence[float] | None, check: bool, said: LibraryMessages
+) -> tuple[np.ndarray, dict]:
     fmt = format_of(path_str)
     reader = reader_for(path_str, default_spacing_um=default_spacing_um)
     try:
-        img = reader.read(path_str)
-        array, meta = reader.get_data(img)
-        array = np.asarray(array)
-        meta = dict(meta)
         if fmt == "nifti":
+            check_nifti_size(path_str)
+            img = reader.read(path_str)
+            array, meta = reader.get_data(img)
+            array, meta = np.asarray(array), dict(meta)
             nifti_meta(path_str, array.shape, meta)
         elif fmt == "itk":
-            array = np.array(array)  # ITK hands out a view of its own buffer; own the memory
+            with c_library_stderr(said, "itk"):  # ITK prints its complaints to std::cerr
+                _check_itk_size(path_str)
+                img = reader.read(path_str)
+                array, meta = reader.get_data(img)
+            array, meta = np.array(array), dict(meta)  # ITK hands out a view of its own buffer; own the memory
             _itk_meta(img, array, meta)
+        else:
+            img = reader.read(path_str)
+            array, meta = reader.get_data(img)
+            array, meta = np.asarray(array), dict(meta)
     except InputError:
         raise
     except Exception as exc:  # any library's parse/IO error means the same thing to the user

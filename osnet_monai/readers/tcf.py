@@ -23,6 +23,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +33,10 @@ from monai.data.image_reader import ImageReader, _copy_compatible_dict, _stack_i
 from monai.data.utils import is_supported_format
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
-from ._util import diag_affine, plausible_medium_ri
-from .errors import input_error
+from ._util import diag_affine, plausible_medium_ri, plausible_time_step
+from .capture import library_messages
+from .checks import check_declared_size
+from .errors import InputError, input_error
 
 try:  # registers the LZ4/Zstd/... HDF5 filters that recent Tomocube files are compressed with
     import hdf5plugin  # noqa: F401
@@ -116,8 +119,47 @@ def _open(path: PathLike) -> h5py.File:
         raise input_error(path, "file not found")
     try:
         return h5py.File(path, "r")
-    except OSError as exc:  # h5py reports both a non-HDF5 file and a truncated one as OSError
+    except Exception as exc:  # h5py reports both a non-HDF5 file and a truncated one as OSError
         raise input_error(path, "not a valid HDF5/TCF file (corrupt or truncated?)", exc) from exc
+
+
+@contextmanager
+def _reading(path: PathLike) -> Iterator[None]:
+    """One corrupt file makes h5py raise KeyError, ValueError, OSError, RuntimeError, TypeError...:
+    to the user they all mean the same, so they become one :class:`InputError` (messages folded)."""
+    with library_messages(path):
+        try:
+            yield
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - see above
+            raise input_error(path, "not a valid HDF5/TCF file (corrupt or truncated?)", exc) from exc
+
+
+#: HDF5 filters that do not shrink data (byte shuffling, checksums)
+_NON_COMPRESSING = {"shuffle", "fletcher32", "2", "3"}
+
+
+def _codec(node: h5py.Dataset) -> str | None:
+    """``None`` (raw), ``"deflate"`` (gzip) or the filter's name, for :func:`check_declared_size`."""
+    filters = {str(k) for k in node._filters} - _NON_COMPRESSING  # noqa: SLF001 - h5py's own record of the pipeline
+    if not filters:
+        return None
+    return "deflate" if filters <= {"gzip", "1"} else ",".join(sorted(filters))
+
+
+def _check_stored(path: PathLike, name: str, node: h5py.Dataset | h5py.Group, shape_zyx: tuple[int, ...]) -> None:
+    """A frame's declared size against the bytes HDF5 stores for it, before anything is allocated."""
+    if isinstance(node, h5py.Dataset):
+        check_declared_size(f"{os.fspath(path)} (time point {name})", tuple(node.shape), node.dtype.itemsize,
+                            node.id.get_storage_size(), _codec(node))
+        return
+    tiles = [node[k] for k in node.keys() if _TILE_NAME.match(k) and isinstance(node[k], h5py.Dataset)]
+    codecs = {_codec(tile) for tile in tiles}
+    itemsize = 1 if bool(_attr(node, "ScalarType", False)) else 2
+    stored = sum(tile.id.get_storage_size() for tile in tiles)
+    check_declared_size(f"{os.fspath(path)} (time point {name})", shape_zyx, itemsize, stored,
+                        codecs.pop() if len(codecs) == 1 else "mixed")
 
 
 def _info_from_open(f: h5py.File, path: PathLike) -> TCFInfo:
@@ -145,15 +187,17 @@ def _info_from_open(f: h5py.File, path: PathLike) -> TCFInfo:
     if len(shape) != 3:
         raise input_error(path, f"{_RI3D}/{frames[0]} has shape {shape}; expected a 3D (Z, Y, X) volume")
 
+    for name in frames:
+        _check_stored(path, name, group[name], shape)
     times = [_float_attr(group[name], "Time") for name in frames]
     frame_times = tuple(times) if len(frames) > 1 and all(t is not None for t in times) else None  # type: ignore[arg-type]
+    if frame_times is not None and not all(plausible_time_step(b - a) for a, b in zip(frame_times, frame_times[1:])):
+        frame_times = None  # not increasing, or absurd: the frames are timed by the time step or their index
     dt: float | None = None
     if len(frames) > 1:
-        dt = _float_attr(group, "TimeInterval")
-        if (dt is None or dt <= 0) and frame_times is not None:
-            dt = float(np.median(np.diff(frame_times)))
-        if dt is not None and dt <= 0:
-            dt = None
+        dt = plausible_time_step(_float_attr(group, "TimeInterval"))
+        if dt is None and frame_times is not None:
+            dt = plausible_time_step(float(np.median(np.diff(frame_times))))
 
     medium = None
     if isinstance(f.get("Info/Device"), h5py.Group):
@@ -175,9 +219,10 @@ def tcf_info(path: PathLike) -> TCFInfo:
     """Read the header of a TCF file (no pixel data).
 
     Raises:
-        InputError: missing file, not HDF5/corrupt, no ``/Data/3D`` volumes, no voxel size, truncated.
+        InputError: missing file, not HDF5/corrupt, no ``/Data/3D`` volumes, no voxel size, truncated,
+            or a frame declaring more data than the file stores.
     """
-    with _open(path) as f:
+    with _reading(path), _open(path) as f:
         return _info_from_open(f, path)
 
 
@@ -284,7 +329,7 @@ def read_tcf_frame(path: PathLike, t: int, info: TCFInfo | None = None) -> tuple
         ``original_channel_dim="no_channel"``, ``time_index``, ``time_s`` (when known), ``frame_count``,
         ``time_step_s`` and ``medium_ri`` when the file gives them.
     """
-    with _open(path) as f:
+    with _reading(path), _open(path) as f:
         return _read_frame_open(f, info or _info_from_open(f, path), t)
 
 
@@ -294,9 +339,12 @@ def iter_tcf_frames(path: PathLike, time_points: Sequence[int] | None = None) ->
     Only one frame is held in memory at a time, so a long time-lapse can be segmented as a stream.
     """
     with _open(path) as f:
-        info = _info_from_open(f, path)
+        with _reading(path):
+            info = _info_from_open(f, path)
         for t in range(len(info.frames)) if time_points is None else time_points:
-            yield _read_frame_open(f, info, t)
+            with _reading(path):
+                frame = _read_frame_open(f, info, t)
+            yield frame
 
 
 class TCFReader(ImageReader):
@@ -342,7 +390,8 @@ class TCFReader(ImageReader):
         arrays: list[np.ndarray] = []
         compatible_meta: dict = {}
         for info in ensure_tuple(img):
-            array, meta = self._read_one(info)
+            with _reading(info.path):
+                array, meta = self._read_one(info)
             arrays.append(array)
             _copy_compatible_dict(meta, compatible_meta)
         return _stack_images(arrays, compatible_meta), compatible_meta
@@ -352,6 +401,7 @@ class TCFReader(ImageReader):
             if isinstance(self.time_points, (int, np.integer)) or (self.time_points is None and len(info.frames) == 1):
                 return _read_frame_open(f, info, int(self.time_points or 0))
             indices = [info.frame_index(t) for t in (range(len(info.frames)) if self.time_points is None else self.time_points)]
+            check_declared_size(info.path, (len(indices), *info.shape_zyx), 4, None)  # the whole series in memory
             # Fill a (T, Z, Y, X) block frame by frame, then view it as (X, Y, Z, T): one float32 copy in memory.
             tzyx = np.empty((len(indices), *info.shape_zyx), dtype=np.float32)
             for k, index in enumerate(indices):

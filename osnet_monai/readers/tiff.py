@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -13,8 +15,10 @@ from monai.data.image_reader import ImageReader, _copy_compatible_dict, _stack_i
 from monai.data.utils import is_supported_format
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
-from ._util import diag_affine, length_to_um, parse_medium_ri, time_to_s
-from .errors import input_error
+from ._util import diag_affine, length_to_um, parse_medium_ri, plausible_time_step, time_to_s
+from .capture import LibraryMessages, library_messages
+from .checks import check_declared_size
+from .errors import InputError, input_error
 
 __all__ = ["TiffStackReader"]
 
@@ -81,7 +85,7 @@ def _imagej_spacing(tif: tifffile.TiffFile) -> tuple[list[float | None], float |
             xyz[2] = float(ij["spacing"]) * factor
     dt = None
     if "finterval" in ij:
-        dt = float(ij["finterval"]) * (time_to_s(ij.get("tunit", "s")) or 1.0)
+        dt = plausible_time_step(float(ij["finterval"]) * (time_to_s(ij.get("tunit", "s")) or 1.0))
     return xyz, dt
 
 
@@ -103,8 +107,29 @@ def _ome_spacing(tif: tifffile.TiffFile) -> tuple[list[float | None], float | No
     dt = None
     if pixels.get("TimeIncrement") is not None:
         factor = time_to_s(pixels.get("TimeIncrementUnit", "s"))
-        dt = float(pixels.get("TimeIncrement")) * factor if factor is not None else None
+        dt = plausible_time_step(float(pixels.get("TimeIncrement")) * factor) if factor is not None else None
     return xyz, dt
+
+
+def _refuse_if_corrupt(path: str, said: LibraryMessages) -> None:
+    """tifffile logs structural damage (a page offset past the end, a corrupt tag list, series
+    metadata that the pages contradict) as errors and goes on with what it could read: a truncated
+    24-section stack comes back as one section. Such a file is refused, naming what tifffile found."""
+    errors = said.at_least(logging.ERROR, "tifffile")
+    if errors:
+        raise input_error(path, f"corrupt TIFF file (tifffile: {errors[0]})")
+
+
+_DEFLATE = {"ADOBE_DEFLATE", "DEFLATE"}
+
+
+def _check_tiff_size(path: str, series: list) -> None:
+    """The series' declared size against the file's bytes (deflate's bound when compressed), before reading."""
+    shape = (len(series), *series[0].shape) if len(series) > 1 else tuple(series[0].shape)
+    codecs = {getattr(p.keyframe.compression, "name", str(p.keyframe.compression)) for p in series}
+    codec = None if codecs == {"NONE"} else "deflate" if codecs <= _DEFLATE else ",".join(sorted(codecs))
+    check_declared_size(path, shape, series[0].dtype.itemsize if series[0].dtype is not None else 1,
+                        os.path.getsize(path), codec)
 
 
 class TiffStackReader(ImageReader):
@@ -144,28 +169,40 @@ class TiffStackReader(ImageReader):
     def _read_one(self, path: str) -> _TiffImage:
         if not os.path.exists(path):
             raise input_error(path, "file not found")
-        try:
-            with tifffile.TiffFile(path) as tif:
-                series = tif.series
-                first = series[0]
-                if len(series) > 1 and first.ndim == 2 and all(s.shape == first.shape and s.dtype == first.dtype for s in series):
-                    # Pages appended one by one without a shape description: a stack of sections.
-                    data, axes = np.stack([s.asarray() for s in series]), "Z" + first.axes
-                else:
-                    data, axes = first.asarray(), first.axes
-                if tif.is_imagej:
-                    xyz, dt = _imagej_spacing(tif)
-                    source = "imagej"
-                elif tif.is_ome:
-                    xyz, dt = _ome_spacing(tif)
-                    source = "ome"
-                else:
-                    xyz, dt, source = [None, None, None], None, ""
-                texts = [tif.pages[0].description, (tif.imagej_metadata or {}).get("Info", "")]
-        except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as exc:
-            raise input_error(path, "not a valid TIFF file (corrupt or truncated?)", exc) from exc
+        with library_messages(path) as said:
+            try:
+                return self._parse(path, said)
+            except InputError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - tifffile raises many types for one corrupt file
+                raise input_error(path, "not a valid TIFF file (corrupt or truncated?)", exc) from exc
+
+    def _parse(self, path: str, said: LibraryMessages) -> _TiffImage:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series
+            first = series[0]
+            stack = len(series) > 1 and first.ndim == 2 and all(s.shape == first.shape and s.dtype == first.dtype for s in series)
+            _check_tiff_size(path, [*series] if stack else [first])
+            _refuse_if_corrupt(path, said)
+            if stack:
+                # Pages appended one by one without a shape description: a stack of sections.
+                data, axes = np.stack([s.asarray() for s in series]), "Z" + first.axes
+            else:
+                data, axes = first.asarray(), first.axes
+            _refuse_if_corrupt(path, said)
+            if tif.is_imagej:
+                xyz, dt = _imagej_spacing(tif)
+                source = "imagej"
+            elif tif.is_ome:
+                xyz, dt = _ome_spacing(tif)
+                source = "ome"
+            else:
+                xyz, dt, source = [None, None, None], None, ""
+            texts = [tif.pages[0].description, (tif.imagej_metadata or {}).get("Info", "")]
 
         data, axes = _to_xyz_order(data, _canonical_axes(axes))
+        if "T" in axes and "Z" not in axes:  # a time series of one section: (X, Y, T) -> (X, Y, 1, T)
+            data, axes = data[:, :, None], "XYZ" + axes[2:]
         n_spatial = sum(a in "XYZ" for a in axes)
         spacing, source = self._resolve_spacing(xyz, source, n_spatial, path)
         affine = diag_affine(spacing)
