@@ -1,4 +1,4 @@
-"""Ignite handlers MONAI lacks: an atomic, resumable last-epoch checkpoint and an EMA of the weights."""
+"""Ignite handlers MONAI lacks: atomic checkpoints (resumable last epoch, best model) and an EMA of the weights."""
 
 from __future__ import annotations
 
@@ -8,19 +8,66 @@ from pathlib import Path
 
 import torch
 
+from monai.handlers import CheckpointSaver
 from monai.utils import min_version, optional_import
 
 from osnet_monai.atomic import atomic_output
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
+BaseSaveHandler, _ = optional_import("ignite.handlers.checkpoint", "0.4.11", min_version, "BaseSaveHandler")
 
-__all__ = ["ResumeCheckpoint", "EMAUpdate", "ModelCardWriter", "warmup_ema", "save_atomically"]
+__all__ = [
+    "AtomicCheckpointSaver", "AtomicDiskSaver", "ResumeCheckpoint", "EMAUpdate", "ModelCardWriter", "warmup_ema",
+    "save_atomically",
+]
 
 
 def save_atomically(obj, path: str | os.PathLike) -> None:
-    """``torch.save`` under a temporary name, then rename: never a half-written checkpoint."""
+    """``torch.save`` under a temporary name, flushed to disk, then renamed: a kill or a power cut
+    leaves the previous checkpoint or the new one, never half of one."""
     with atomic_output(path) as tmp:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+class AtomicDiskSaver(BaseSaveHandler):
+    """ignite save handler writing each checkpoint with :func:`save_atomically`.
+
+    ignite's ``Checkpoint`` removes the file it replaces before saving the new one, and MONAI's
+    ``CheckpointSaver`` writes in place (``atomic=False``, for file permissions): a kill between
+    the two, or during the write, leaves no ``model.pt`` or half of one. Here a fixed ``filename``
+    is never removed, only replaced by the rename of the complete new file.
+
+    Args:
+        dirname: folder of the checkpoints.
+        filename: a fixed name for every save (MONAI's ``key_metric_filename``); None keeps ignite's.
+    """
+
+    def __init__(self, dirname: str | os.PathLike, filename: str | None = None) -> None:
+        self.dirname = Path(dirname)
+        self.filename = filename
+
+    def __call__(self, checkpoint, filename: str, metadata=None) -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+            return  # one writer, as ignite's DiskSaver
+        save_atomically(checkpoint, self.dirname / (self.filename or filename))
+
+    def remove(self, filename: str) -> None:
+        if self.filename is None:  # a fixed name is replaced by the next save, not removed first
+            (self.dirname / filename).unlink(missing_ok=True)
+
+
+class AtomicCheckpointSaver(CheckpointSaver):
+    """MONAI's ``CheckpointSaver`` (same arguments), every file written by :class:`AtomicDiskSaver`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
+            if checkpoint is not None:
+                fixed = getattr(checkpoint.save_handler, "filename", None)
+                checkpoint.save_handler = AtomicDiskSaver(self.save_dir, fixed)
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
@@ -33,9 +80,10 @@ class ResumeCheckpoint:
     ``max_epochs`` is finished: the next run starts afresh (MONAI Label trains again and again in
     the same bundle) and overwrites the file.
 
-    MONAI's ``CheckpointSaver`` writes non-atomically (an interrupted save leaves a corrupt file)
-    under a name that changes every epoch, and ``CheckpointLoader`` fails when the file does not
-    exist yet; an interrupted run needs both the other way round. Loads with ``weights_only=True``.
+    MONAI's ``CheckpointSaver`` writes non-atomically (an interrupted save leaves a corrupt file;
+    :class:`AtomicCheckpointSaver` fixes that for the best model) under a name that changes every
+    epoch, and ``CheckpointLoader`` fails when the file does not exist yet; an interrupted run needs
+    both the other way round. Loads with ``weights_only=True``.
 
     Args:
         path: checkpoint file, e.g. ``models/checkpoint_last.pt``.

@@ -1,17 +1,24 @@
 """What third-party libraries say while one file is read, kept off the console.
 
 numpy, nibabel, h5py, tifffile and MONAI report trouble in a file as Python warnings or log records
-(tifffile: "invalid page offset", "ImageJ series metadata invalid or corrupted file"; numpy:
-"overflow encountered"), printed around the project's one line per file and naming no file. While
-a file is read they are collected here instead: a refused file names the first of them inside its
-one-line :class:`InputError`; an accepted file's are logged at DEBUG on ``osnet_monai.readers``
-(a log configured at DEBUG keeps them, the console stays silent).
+(tifffile: "invalid page offset", "ImageJ series metadata invalid or corrupted file"; nibabel:
+"pixdim[1,2,3] should be positive", printed by its own handler; numpy: "overflow encountered"),
+printed around the project's one line per file and naming no file. While a file is read they are
+collected here instead: a refused file names the most severe of them inside its one-line
+:class:`InputError`; an accepted file's are logged at DEBUG on ``osnet_monai.readers`` (a log
+configured at DEBUG keeps them, the console stays silent).
+
+Reading may run on a thread ahead of the network (``segment`` prefetches frames), so nothing here
+swaps process-wide state for the duration of a read: a warnings hook and logger filters are
+installed once and collect only what the reading thread says; other threads' warnings and records
+pass through untouched.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -25,11 +32,12 @@ from .errors import InputError, _one_line
 
 __all__ = ["LIBRARY_LOGGERS", "LibraryMessages", "c_library_stderr", "library_messages", "quietly"]
 
-#: loggers of the libraries the readers call; their records are collected while a file is read
+#: loggers of the libraries the readers call; what they log in a reading thread is collected
 LIBRARY_LOGGERS: tuple[str, ...] = ("tifffile", "nibabel", "nibabel.global", "h5py", "monai.data")
 
 logger = logging.getLogger("osnet_monai.readers")
 _active = threading.local()
+_install_lock = threading.Lock()
 T = TypeVar("T")
 
 
@@ -56,13 +64,64 @@ class LibraryMessages:
         return f"{source}: {text}"
 
 
-class _Collect(logging.Handler):
-    def __init__(self, messages: LibraryMessages) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.messages = messages
+def _collecting() -> LibraryMessages | None:
+    return getattr(_active, "messages", None)
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.add(record.name.split(".")[0], record.levelno, record.getMessage())
+
+class _CollectInReadingThread(logging.Filter):
+    """A logger filter: in a thread reading a file, the record is collected and goes no further
+    (not to the logger's own handlers, nor up to the root's); elsewhere it passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        messages = _collecting()
+        if messages is None:
+            return True
+        messages.add(record.name.split(".")[0], record.levelno, record.getMessage())
+        return False
+
+
+_FILTER = _CollectInReadingThread()
+
+
+def _library_of(filename: str | None) -> str:
+    """``"tifffile"`` for a warning raised in ``.../site-packages/tifffile/...``; numpy's floating-point
+    warnings point at the caller's line, so they come out as the calling package."""
+    parts = (filename or "").replace(os.sep, "/").split("/")
+    for anchor in ("site-packages", "dist-packages"):
+        if anchor in parts and parts.index(anchor) + 1 < len(parts):
+            return parts[parts.index(anchor) + 1].removesuffix(".py")
+    return "osnet_monai" if "osnet_monai" in parts else "python"
+
+
+def _hook(shown_by: Callable) -> Callable:
+    """A ``warnings.showwarning`` that collects in a reading thread and calls ``shown_by`` elsewhere.
+
+    One hook per previous ``showwarning``: ``warnings.catch_warnings`` restores the one it found on
+    exit, and that one must still show warnings where they went before.
+    """
+
+    def showwarning(message, category, filename, lineno, file=None, line=None) -> None:
+        messages = _collecting()
+        if messages is None:
+            shown_by(message, category, filename, lineno, file, line)
+            return
+        messages.add(_library_of(filename), logging.WARNING, f"{category.__name__}: {message}")
+
+    showwarning.osnet_readers_hook = True  # type: ignore[attr-defined]
+    return showwarning
+
+
+def _install() -> None:
+    """Puts the hooks in place (again, when ``warnings.catch_warnings`` put another ``showwarning``)."""
+    with _install_lock:
+        if not getattr(warnings.showwarning, "osnet_readers_hook", False):
+            warnings.showwarning = _hook(warnings.showwarning)
+        prefixes = ("tifffile", "nibabel", "h5py", "monai.data")
+        names = set(LIBRARY_LOGGERS) | {n for n in logging.root.manager.loggerDict if n.startswith(prefixes)}
+        for name in names:
+            lg = logging.getLogger(name)
+            if _FILTER not in lg.filters:
+                lg.addFilter(_FILTER)
 
 
 def _fold(err: InputError, messages: LibraryMessages) -> InputError:
@@ -76,7 +135,7 @@ def _fold(err: InputError, messages: LibraryMessages) -> InputError:
 
 @contextmanager
 def library_messages(path: str | os.PathLike | None) -> Iterator[LibraryMessages]:
-    """Collects the libraries' warnings and log records while ``path`` is read.
+    """Collects the libraries' warnings and log records while this thread reads ``path``.
 
     Re-entrant: an inner use (a reader called by :func:`~osnet_monai.readers.load_tomogram`) shares
     the outer one's messages, so a file's messages are folded or logged once.
@@ -85,29 +144,17 @@ def library_messages(path: str | os.PathLike | None) -> Iterator[LibraryMessages
         InputError: the body's, with the most severe library message appended when it does not
             already say it.
     """
-    outer = getattr(_active, "messages", None)
+    outer = _collecting()
     if outer is not None:
         yield outer
         return
+    _install()
     messages = LibraryMessages()
-    handler = _Collect(messages)
-    loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
-    saved = [(lg.handlers, lg.propagate) for lg in loggers]
     _active.messages = messages
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            for lg in loggers:  # their own handlers too: nibabel.global prints header fixes to stderr itself
-                lg.handlers, lg.propagate = [handler], False
-            try:
-                yield messages
-            except InputError as err:
-                _add_warnings(messages, caught)
-                raise _fold(err, messages) from err.__cause__
-            finally:
-                for lg, (handlers, flag) in zip(loggers, saved):
-                    lg.handlers, lg.propagate = handlers, flag
-            _add_warnings(messages, caught)
+        yield messages
+    except InputError as err:
+        raise _fold(err, messages) from err.__cause__
     finally:
         _active.messages = None
     for source, level, text in messages.records:
@@ -115,38 +162,40 @@ def library_messages(path: str | os.PathLike | None) -> Iterator[LibraryMessages
                      logging.getLevelName(level), text)
 
 
+#: lines ITK's readers write to std::cerr (MetaIO, ITK's own warnings and errors)
+_ITK_LINE = re.compile(r"^(Meta\w*[:(]|M_\w+|WARNING: In |ERROR: In |Description: |itk::)")
+_stderr_lock = threading.Lock()
+
+
 @contextmanager
 def c_library_stderr(messages: LibraryMessages, source: str) -> Iterator[None]:
-    """Collects what a C/C++ library writes straight to file descriptor 2 during the block (ITK's
-    MetaIO and NRRD readers print "data not read completely" and the like to ``std::cerr``)."""
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as sink:
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            for line in sink.read().decode("utf-8", "replace").splitlines():
-                messages.add(source, logging.WARNING, line)
+    """Collects what a C++ library (ITK) writes straight to file descriptor 2 during the block:
+    MetaIO prints "data not read completely" and the like to ``std::cerr``, out of Python's reach.
 
-
-def _add_warnings(messages: LibraryMessages, caught: list[warnings.WarningMessage]) -> None:
-    for w in caught:
-        messages.add(_library_of(w.filename), logging.WARNING, f"{w.category.__name__}: {w.message}")
-    caught.clear()
-
-
-def _library_of(filename: str | None) -> str:
-    """``"tifffile"`` for a warning raised in ``.../site-packages/tifffile/...``; numpy's floating-point
-    warnings point at the caller's line, so they come out as the calling package."""
-    parts = (filename or "").replace(os.sep, "/").split("/")
-    for anchor in ("site-packages", "dist-packages"):
-        if anchor in parts and parts.index(anchor) + 1 < len(parts):
-            return parts[parts.index(anchor) + 1].removesuffix(".py")
-    return "osnet_monai" if "osnet_monai" in parts else "python"
+    File descriptor 2 is the process's: another thread's output in the meantime (a progress bar,
+    a logged line) is written back after the block, unchanged; only lines shaped like ITK's
+    are kept back and collected.
+    """
+    with _stderr_lock:
+        sys.stderr.flush()
+        with tempfile.TemporaryFile() as sink:
+            saved = os.dup(2)
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                others = []
+                for line in sink.read().decode("utf-8", "replace").splitlines(keepends=True):
+                    if _ITK_LINE.match(line):
+                        messages.add(source, logging.WARNING, line)
+                    else:
+                        others.append(line)
+                if others:
+                    os.write(2, "".join(others).encode())
 
 
 def quietly(path: str | os.PathLike | None, read: Callable[..., T]) -> Callable[..., T]:

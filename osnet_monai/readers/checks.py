@@ -217,6 +217,7 @@ def check_declared_size(
     stored_bytes: int | None,
     codec: str | None = None,
     voxels_read: int | None = None,
+    part: str = "",
 ) -> None:
     """Refuse, before anything is allocated, a header whose data cannot be in the file or in memory.
 
@@ -234,26 +235,28 @@ def check_declared_size(
         stored_bytes: bytes the file holds for the data; ``None`` when unknown (memory check only).
         codec: ``None`` (raw), ``"deflate"`` (gzip/zlib) or any other name (no ratio bound).
         voxels_read: voxels that reading will allocate as float32 (one frame when streaming).
+        part: which part of the file, for the message (e.g. ``"time point 000003"``).
 
     Raises:
         InputError: negative sizes, more data declared than stored, or more than memory can hold.
     """
     dims = tuple(int(n) for n in shape)
+    part = f"{part}: " if part else ""
     if any(n < 0 for n in dims):
-        raise input_error(path, f"header declares a negative size {dims}: corrupt header")
+        raise input_error(path, f"{part}header declares a negative size {dims}: corrupt header")
     declared = math.prod(dims) * int(itemsize)
     if stored_bytes is not None:
         bound = stored_bytes if codec is None else stored_bytes * DEFLATE_MAX_RATIO if codec == "deflate" else None
         if bound is not None and declared > bound:
             held = f"{_gib(stored_bytes)}" + (f" compressed ({codec})" if codec else "")
             raise input_error(
-                path, f"header declares shape {dims} x {itemsize} bytes ({_gib(declared)}) but the file holds {held}: "
+                path, f"{part}header declares shape {dims} x {itemsize} bytes ({_gib(declared)}) but the file holds {held}: "
                 "truncated, or a corrupt header",
             )
     needed = 4 * (math.prod(dims) if voxels_read is None else int(voxels_read))
     available = _available_memory()
     if available is not None and needed > available:
-        raise input_error(path, f"shape {dims} needs {_gib(needed)} of memory as float32; {_gib(available)} available")
+        raise input_error(path, f"{part}shape {dims} needs {_gib(needed)} of memory as float32; {_gib(available)} available")
 
 
 def _available_memory() -> int | None:

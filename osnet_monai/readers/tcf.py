@@ -151,15 +151,15 @@ def _codec(node: h5py.Dataset) -> str | None:
 def _check_stored(path: PathLike, name: str, node: h5py.Dataset | h5py.Group, shape_zyx: tuple[int, ...]) -> None:
     """A frame's declared size against the bytes HDF5 stores for it, before anything is allocated."""
     if isinstance(node, h5py.Dataset):
-        check_declared_size(f"{os.fspath(path)} (time point {name})", tuple(node.shape), node.dtype.itemsize,
-                            node.id.get_storage_size(), _codec(node))
+        check_declared_size(path, tuple(node.shape), node.dtype.itemsize, node.id.get_storage_size(), _codec(node),
+                            part=f"time point {name}")
         return
     tiles = [node[k] for k in node.keys() if _TILE_NAME.match(k) and isinstance(node[k], h5py.Dataset)]
     codecs = {_codec(tile) for tile in tiles}
     itemsize = 1 if bool(_attr(node, "ScalarType", False)) else 2
     stored = sum(tile.id.get_storage_size() for tile in tiles)
-    check_declared_size(f"{os.fspath(path)} (time point {name})", shape_zyx, itemsize, stored,
-                        codecs.pop() if len(codecs) == 1 else "mixed")
+    check_declared_size(path, shape_zyx, itemsize, stored, codecs.pop() if len(codecs) == 1 else "mixed",
+                        part=f"time point {name}")
 
 
 def _info_from_open(f: h5py.File, path: PathLike) -> TCFInfo:

@@ -14,6 +14,8 @@ import os
 import signal
 import struct
 import tempfile
+import threading
+import warnings
 from contextlib import contextmanager
 
 import h5py
@@ -182,3 +184,20 @@ def test_time_series_of_one_section_as_tiff(tmp_path):
                      metadata={"axes": "TZYX", "PhysicalSizeX": 0.2, "PhysicalSizeY": 0.2, "PhysicalSizeZ": 0.5})
     data, meta = load_tomogram(path)
     assert data.shape == (8, 6, 1, 3) and meta["axes"] == "XYZT"
+
+
+def test_reading_on_a_thread_leaves_other_threads_warnings_alone(tmp_path, capfd):
+    """segment reads ahead on a thread: what the reader's libraries say there is collected, what the
+    main thread says meanwhile is shown as always."""
+    path = write_case(Spec("nifti", ".nii", (8, 6, 4, 1)), Mutation("field", name="pixdim3", value=-0.5), tmp_path)
+    results = []
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        reader = threading.Thread(target=lambda: results.extend(load_tomogram(path) for _ in range(20)))
+        reader.start()
+        for _ in range(20):
+            warnings.warn("the main thread's own", UserWarning)
+        reader.join()
+    assert len(results) == 20
+    assert {str(w.message) for w in seen} == {"the main thread's own"}
+    assert capfd.readouterr().err == ""  # nibabel's 'pixdim[1,2,3] should be positive' was collected
