@@ -1,7 +1,28 @@
 """
-Masks and labels: the cell mask from the RI, one integer id per nucleus.
+Masks and labels: the cell mask from the RI, one integer id per nucleus, one region per cell.
 
 Arrays are indexed ``[x, y, z]`` with voxel spacing ``(sx, sy, sz)`` in um.
+
+Touching nuclei
+---------------
+A mask from a segmentation network has no boundary between nuclei that touch: their voxels form one
+connected component. :py:func:`label_nuclei` separates them where the component narrows to a neck:
+a watershed of the distance transform (computed with the voxel size as sampling, so an anisotropic
+z step does not distort it) from its maxima, after which two adjacent regions stay apart only when the
+distance at their shared boundary (the neck's half-width) is below ``neck_ratio`` times the smaller of
+their two peaks (their half-widths). Scale-free: a nucleus of any size pressed against another is cut
+at the same relative narrowing, while a kidney or lobed nucleus, whose waist is wide, stays whole.
+On the nucleus truth of 80 fields rendered by the four styles (seed 77, 20 each; 309 nuclei of at least
+20 um^3, beam and organic fields with touching nuclei), instance F1 at IoU 0.5 was 0.912 for connected
+components, 0.960 with ``neck_ratio`` 0.7, 0.975 with 0.8 (the default) and 0.969 with 0.9 (kidney and
+lobed nuclei start to split); ``scripts/tracking_eval.py --neck-sweep`` regenerates these numbers.
+
+Cells
+-----
+:py:func:`label_cells` gives every nucleus its cell: a seeded watershed of the cell mask, the nuclei as
+seeds, on the mask's distance transform, so that two touching cells part along the thin cytoplasm
+where they meet. Each cell is one connected piece of the mask (a nucleus split over two components
+takes the one holding most of it), and cell voxels out of reach of every nucleus stay 0.
 """
 
 from __future__ import annotations
@@ -11,9 +32,17 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from osnet_monai.measurements._checks import check_spacing
+from skimage.morphology import h_maxima
+from skimage.segmentation import watershed
 
-__all__ = ["cell_mask_from_ri", "label_nuclei"]
+from osnet_monai.measurements._checks import check_labels, check_spacing
+
+__all__ = ["cell_mask_from_ri", "label_nuclei", "label_cells", "split_touching"]
+
+#: default ``neck_ratio`` of :py:func:`label_nuclei` (see the module docstring, "Touching nuclei")
+NECK_RATIO = 0.8
+#: depth (um) a distance maximum must have to seed a region before the neck test merges regions
+_SEED_DEPTH_UM = 0.05
 
 
 def _keep_large(labels: np.ndarray, voxel_um3: float, min_volume_um3: float) -> np.ndarray:
@@ -80,17 +109,161 @@ def cell_mask_from_ri(
     return _keep_large(cells, float(np.prod(spacing)), min_volume_um3)[cells]
 
 
-def label_nuclei(
-    mask_xyz: np.ndarray, min_volume_um3: float, spacing_um: Sequence[float], connectivity: int = 1
+def _raster_order(labels: np.ndarray) -> np.ndarray:
+    """Ids renumbered 1..n in the raster order of each region's first voxel (as ``ndimage.label`` numbers)."""
+    ids, first = np.unique(labels.ravel(), return_index=True)
+    keep = ids > 0
+    ids, first = ids[keep], first[keep]
+    lut = np.zeros(int(labels.max()) + 1 if labels.size else 1, dtype=np.int32)
+    lut[ids[np.argsort(first)]] = np.arange(1, ids.size + 1, dtype=np.int32)
+    return lut[labels]
+
+
+def _shifted_pairs(shape: tuple[int, ...], connectivity: int):
+    """Slices ``(here, there)`` pairing every voxel with each neighbour of one half of the neighbourhood."""
+    offsets = np.argwhere(ndimage.generate_binary_structure(len(shape), connectivity)) - 1
+    for off in offsets:
+        nonzero = off[off != 0]
+        if nonzero.size == 0 or nonzero[0] < 0:  # keep one of each +-offset pair
+            continue
+        here = tuple(slice(0, n - o) if o >= 0 else slice(-o, n) for n, o in zip(shape, off))
+        there = tuple(slice(o, n) if o >= 0 else slice(0, n + o) for n, o in zip(shape, off))
+        yield here, there
+
+
+def _boundary_saddles(regions: np.ndarray, dist: np.ndarray, connectivity: int) -> dict[tuple[int, int], float]:
+    """For each pair of adjacent regions ``(a, b)``, a < b: the largest distance value on their shared boundary."""
+    saddles: dict[tuple[int, int], float] = {}
+    n = int(regions.max()) + 1
+    for here, there in _shifted_pairs(regions.shape, connectivity):
+        left, right = regions[here], regions[there]
+        touch = (left != right) & (left > 0) & (right > 0)
+        if not touch.any():
+            continue
+        a, b = np.minimum(left[touch], right[touch]), np.maximum(left[touch], right[touch])
+        value = np.minimum(dist[here][touch], dist[there][touch])
+        keys, inverse = np.unique(a.astype(np.int64) * n + b, return_inverse=True)
+        best = np.zeros(keys.size)
+        np.maximum.at(best, inverse, value)
+        for key, v in zip(keys.tolist(), best.tolist()):
+            pair = divmod(key, n)
+            saddles[pair] = max(saddles.get(pair, 0.0), v)
+    return saddles
+
+
+def _merge_wide_necks(
+    regions: np.ndarray, dist: np.ndarray, neck_ratio: float, min_voxels: float, connectivity: int
+) -> np.ndarray:
+    """Merges adjacent regions whose neck is wide (saddle >= ratio x smaller peak) or one of which is under
+    ``min_voxels``; the pair with the widest relative neck first, until no pair qualifies."""
+    n = int(regions.max())
+    if n <= 1:
+        return regions
+    peak = np.zeros(n + 1)
+    np.maximum.at(peak, regions.ravel(), dist.ravel())
+    size = np.bincount(regions.ravel(), minlength=n + 1).astype(np.float64)
+    saddles = _boundary_saddles(regions, dist, connectivity)
+    lut = np.arange(n + 1)
+    while saddles:
+        def score(pair):
+            a, b = pair
+            small = min(size[a], size[b]) < min_voxels
+            return (small, saddles[pair] / max(min(peak[a], peak[b]), 1e-12))
+        pair = max(saddles, key=score)
+        small, ratio = score(pair)
+        if not small and ratio < neck_ratio:
+            break
+        a, b = pair
+        lut[lut == b] = a
+        peak[a], size[a] = max(peak[a], peak[b]), size[a] + size[b]
+        merged: dict[tuple[int, int], float] = {}
+        for (x, y), v in saddles.items():
+            x, y = (a if x == b else x), (a if y == b else y)
+            if x != y:
+                key = (min(x, y), max(x, y))
+                merged[key] = max(merged.get(key, 0.0), v)
+        saddles = merged
+    return lut[regions]
+
+
+def split_touching(
+    labels_xyz: np.ndarray,
+    spacing_um: Sequence[float],
+    neck_ratio: float = NECK_RATIO,
+    min_volume_um3: float = 0.0,
+    connectivity: int = 1,
 ) -> np.ndarray:
     """
-    One integer id per nucleus: 3D connected components of a binary mask, small ones removed.
+    Splits each labelled object where it narrows to a neck (see the module docstring, "Touching nuclei").
+
+    Args:
+        labels_xyz: integer labels, shape (X, Y, Z) (or (X, Y)), 0 background; each id is split on its own.
+        spacing_um: voxel size in um, one value per axis.
+        neck_ratio: two regions stay apart when their neck's half-width is below this share of the
+            smaller region's half-width; 1 or more never merges seeds, 0 keeps every object whole.
+        min_volume_um3: a part smaller than this (um^3; um^2 in 2D) joins the neighbour it shares the
+            widest neck with.
+        connectivity: the neighbourhood the labels were made with (1 faces, up to ``ndim``); parts
+            joined only through an edge or a corner are adjacent when it includes them.
+
+    Returns:
+        int32 labels, same shape, the parts numbered 1..n in raster order.
+
+    Examples:
+        >>> m = np.zeros((24, 12, 3), dtype=np.int32)
+        >>> yy, xx = np.mgrid[0:24, 0:12]
+        >>> for cx in (6, 17):
+        ...     m[(xx - 6) ** 2 + (yy - cx) ** 2 <= 25] = 1
+        >>> int(split_touching(m, (1.0, 1.0, 1.0)).max()), int(split_touching(m, (1.0, 1.0, 1.0), neck_ratio=0).max())
+        (2, 1)
+    """
+    labels = check_labels(labels_xyz, "labels_xyz")
+    spacing = check_spacing(spacing_um, labels.ndim)
+    out = np.zeros(labels.shape, dtype=np.int32)
+    next_id = 1
+    min_voxels = min_volume_um3 / float(np.prod(spacing))
+    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        # one voxel of margin, so that the crop's edge is background wherever the volume goes on
+        box = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box, labels.shape))
+        inside = labels[box] == i
+        parts = inside.astype(np.int32)
+        if neck_ratio > 0:
+            # the volume's border is not background: a nucleus cut by it keeps its width there
+            dist = ndimage.distance_transform_edt(inside, sampling=spacing)
+            structure = ndimage.generate_binary_structure(labels.ndim, connectivity)
+            seeds, _ = ndimage.label(h_maxima(dist, _SEED_DEPTH_UM) & inside, structure=structure)
+            if seeds.max() > 1:
+                regions = watershed(-dist, seeds, mask=inside, connectivity=connectivity)
+                parts = _merge_wide_necks(regions, dist, neck_ratio, min_voxels, connectivity)
+        ids = np.unique(parts[parts > 0])
+        lut = np.zeros(int(parts.max()) + 1, dtype=np.int32)
+        lut[ids] = np.arange(next_id, next_id + ids.size, dtype=np.int32)
+        out[box][inside] = lut[parts[inside]]
+        next_id += ids.size
+    return _raster_order(out)
+
+
+def label_nuclei(
+    mask_xyz: np.ndarray,
+    min_volume_um3: float,
+    spacing_um: Sequence[float],
+    connectivity: int = 1,
+    neck_ratio: float = NECK_RATIO,
+) -> np.ndarray:
+    """
+    One integer id per nucleus: 3D connected components of a binary mask, small ones removed, touching
+    nuclei separated at their neck.
 
     Args:
         mask_xyz: boolean nucleus mask, shape (X, Y, Z), e.g. section-wise OS-Net output stacked.
-        min_volume_um3: components smaller than this volume (um^3) are removed (debris, false positives).
+        min_volume_um3: components smaller than this volume (um^3) are removed (debris, false
+            positives); a part split off a component smaller than this stays with its neighbour.
         spacing_um: voxel size (sx, sy, sz) in um.
         connectivity: 1 (faces, default), 2 (faces and edges) or 3 (26-neighbourhood).
+        neck_ratio: how narrow a neck separates two touching nuclei (:py:func:`split_touching`); 0
+            gives the connected components alone.
 
     Returns:
         int32 labels, shape (X, Y, Z), 0 background, nuclei numbered 1..n in raster order.
@@ -105,9 +278,65 @@ def label_nuclei(
     if mask.ndim != 3:
         raise ValueError(f"mask_xyz must be 3D (X, Y, Z), got shape {mask.shape}.")
     spacing = check_spacing(spacing_um)
+    if neck_ratio < 0:
+        raise ValueError(f"neck_ratio must be >= 0, got {neck_ratio}.")
     labels, _ = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, connectivity))
     keep = _keep_large(labels, float(np.prod(spacing)), min_volume_um3)
     # lookup table: kept ids to 1..n in label (raster) order, the rest to 0
     lut = np.zeros(keep.shape[0], dtype=np.int32)
     lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return lut[labels]
+    labels = lut[labels]
+    if neck_ratio == 0 or not labels.any():
+        return labels
+    return split_touching(labels, spacing, neck_ratio, min_volume_um3, connectivity)
+
+
+def label_cells(
+    cell_mask_xyz: np.ndarray, nuclei_xyz: np.ndarray, spacing_um: Sequence[float]
+) -> np.ndarray:
+    """
+    The cell of every nucleus: a watershed of the cell mask seeded by the nuclei (see the module
+    docstring, "Cells").
+
+    Args:
+        cell_mask_xyz: boolean cell mask, shape (X, Y, Z) (e.g. :py:func:`cell_mask_from_ri`); the
+            nuclei are added to it (a nucleus is part of its cell).
+        nuclei_xyz: integer nucleus labels, same shape, 0 background.
+        spacing_um: voxel size (sx, sy, sz) in um.
+
+    Returns:
+        int32 cell labels, same shape: each cell has its nucleus's id; 0 outside every cell and in
+        cell regions no nucleus reaches.
+
+    Examples:
+        >>> cells = np.zeros((30, 10, 4), dtype=bool); cells[1:29, 1:9, :] = True
+        >>> nuclei = np.zeros(cells.shape, dtype=np.int32); nuclei[4:7, 4:6, 1:3] = 3; nuclei[23:26, 4:6, 1:3] = 5
+        >>> lab = label_cells(cells, nuclei, (1.0, 1.0, 1.0))
+        >>> int((lab == 3).sum()), int((lab == 5).sum()), int(lab[15, 5, 2] > 0)
+        (448, 448, 1)
+    """
+    mask = np.asarray(cell_mask_xyz, dtype=bool)
+    nuclei = check_labels(nuclei_xyz, "nuclei_xyz")
+    if mask.ndim != 3 or mask.shape != nuclei.shape:
+        raise ValueError(f"cell_mask_xyz and nuclei_xyz must be 3D of equal shape, got {mask.shape} and {nuclei.shape}.")
+    spacing = check_spacing(spacing_um)
+    region = mask | (nuclei > 0)
+    if not nuclei.any():
+        return np.zeros(mask.shape, dtype=np.int32)
+    dist = ndimage.distance_transform_edt(region, sampling=spacing)
+    cells = watershed(-dist, nuclei.astype(np.int32), mask=region)
+    # one connected piece per cell: the component holding most of its nucleus
+    components, _ = ndimage.label(region)
+    inside = nuclei > 0
+    ids = np.unique(nuclei[inside])
+    n_comp = int(components.max()) + 1
+    pairs, counts = np.unique(nuclei[inside].astype(np.int64) * n_comp + components[inside], return_counts=True)
+    home = np.zeros(int(ids.max()) + 1, dtype=np.int64)
+    share = np.zeros(int(ids.max()) + 1, dtype=np.int64)
+    # ascending component order with a strict '>' keeps the first component on a tie
+    for key, count in zip(pairs.tolist(), counts.tolist()):
+        nid, comp = divmod(key, n_comp)
+        if count > share[nid]:
+            home[nid], share[nid] = comp, count
+    cells[(cells > 0) & (components != home[cells])] = 0
+    return cells.astype(np.int32)

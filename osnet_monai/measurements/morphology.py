@@ -61,8 +61,8 @@ import numpy as np
 from scipy import ndimage
 from skimage import measure
 
-from osnet_monai.measurements._checks import check_labels_and_ri, check_spacing
-from osnet_monai.measurements.cells import cell_mask_from_ri
+from osnet_monai.measurements._checks import check_labels, check_labels_and_ri, check_spacing
+from osnet_monai.measurements.cells import cell_mask_from_ri, label_cells
 
 __all__ = ["measure_nuclei", "measure_sections_2d"]
 
@@ -130,25 +130,24 @@ def _perimeter(mask: np.ndarray, spacing: tuple[float, ...], smoothing_pixels: f
     return length if length > 0 else float("nan")
 
 
-def _most_common(values: np.ndarray) -> int:
-    """The most frequent non-negative integer, the smallest on a tie."""
-    return int(np.bincount(values).argmax())
-
-
-def _cell_volumes(labels: np.ndarray, ids: np.ndarray, cell_mask: np.ndarray, voxel_um3: float) -> np.ndarray:
-    """Volume in um^3 of the cell holding each nucleus in ``ids``, shape (len(ids),); nan outside every cell.
-
-    The nuclei are added to the mask (a nucleus is part of its cell), each connected component is one
-    cell, and a nucleus split over several belongs to the one holding most of it (lowest id on a tie).
-    """
-    inside = labels > 0
-    cells, _ = ndimage.label(cell_mask | inside)
-    counts = np.bincount(cells.ravel())
+def _cell_measures(
+    ids: np.ndarray, cells: np.ndarray, cell_mask: np.ndarray | None, ri: np.ndarray, medium_ri: float, alpha: float, voxel_um3: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Volume (um^3) and dry mass (pg) of the cell of each nucleus in ``ids`` (cell id = nucleus id), each
+    shape (len(ids),); nan for a nucleus without a cell, or whose cell holds no voxel of ``cell_mask``
+    (the nucleus lies outside every cell)."""
+    n = max(int(cells.max()), int(ids.max())) + 1
+    counts = np.bincount(cells.ravel(), minlength=n)[ids].astype(np.float64)
     volumes = counts * voxel_um3
-    # a component made only of nucleus voxels off the cell mask means the nucleus lies outside every cell
-    volumes[np.bincount(cells[inside & ~cell_mask], minlength=counts.size) == counts] = np.nan
-    cell_of = ndimage.labeled_comprehension(cells[inside], labels[inside], ids, _most_common, np.int64, 0)
-    return volumes[cell_of]
+    inside = cells > 0  # only cell voxels are summed, in float64 whatever the RI dtype
+    excess = ndimage.sum_labels(ri[inside].astype(np.float64), cells[inside], ids) - medium_ri * counts
+    dry_mass = excess / alpha * voxel_um3
+    empty = counts == 0
+    if cell_mask is not None:
+        empty |= np.bincount(cells[inside & cell_mask], minlength=n)[ids] == 0
+    volumes[empty] = np.nan
+    dry_mass[empty] = np.nan
+    return volumes, dry_mass
 
 
 def measure_nuclei(
@@ -159,9 +158,10 @@ def measure_nuclei(
     cell_mask_xyz: np.ndarray | None = None,
     refractive_increment_ml_per_g: float = 0.19,
     surface_smoothing_voxels: float = 1.5,
+    cell_labels_xyz: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """
-    Morphology and dry mass of every nucleus in one 3D frame.
+    Morphology and dry mass of every nucleus and of its cell in one 3D frame.
 
     Args:
         labels_xyz: integer nucleus labels, shape (X, Y, Z), 0 background, one id per nucleus
@@ -172,18 +172,22 @@ def measure_nuclei(
         medium_ri: RI of the medium.
         cell_mask_xyz: boolean cell mask, shape (X, Y, Z); computed with
             :py:func:`~osnet_monai.measurements.cell_mask_from_ri` if None. The nuclei are added to
-            it (a nucleus is part of its cell by definition), then each connected component is one cell.
+            it (a nucleus is part of its cell by definition), and
+            :py:func:`~osnet_monai.measurements.label_cells` parts it into one cell per nucleus.
         refractive_increment_ml_per_g: RI increment alpha in mL/g (= um^3/pg).
         surface_smoothing_voxels: Gaussian smoothing of each mask before marching cubes, in voxels;
             0 for plain marching cubes on the binary mask.
+        cell_labels_xyz: the cells as integer labels, shape (X, Y, Z), each cell with its nucleus's
+            id (from :py:func:`~osnet_monai.measurements.label_cells`); when given, ``cell_mask_xyz``
+            is not used.
 
     Returns:
         one dict per nucleus, sorted by ``nucleus_id``, with the keys of
         :py:data:`~osnet_monai.measurements.MEASUREMENT_COLUMNS` except ``frame`` and ``time_s``:
-        volume in um^3, surface area in um^2, lengths and centroids in um, dry mass in pg.
-        ``nucleus_to_cell_volume_ratio`` is the nucleus volume over the volume of the cell component
-        containing it (several nuclei in one cell each divide by the same cell volume); ``nan`` with
-        ``cell_volume_um3`` ``nan`` for a nucleus that touches no cell voxel.
+        volume in um^3, surface area in um^2, lengths and centroids in um, dry mass in pg
+        (``parent_id``, the lineage, is the tracker's to add). ``cell_volume_um3`` and
+        ``cell_dry_mass_pg`` are those of the nucleus's own cell, ``nucleus_to_cell_volume_ratio`` the
+        nucleus volume over it; all three ``nan`` for a nucleus outside every cell.
 
     Examples:
         >>> lab = np.zeros((40, 40, 20), dtype=np.int32); lab[15:25, 15:25, 5:15] = 1
@@ -197,13 +201,22 @@ def measure_nuclei(
     props = _regions(labels, ri, spacing)
     if props["label"].size == 0:
         return []
-    if cell_mask_xyz is None:
-        cell_mask = cell_mask_from_ri(ri, medium_ri, spacing)
+    if cell_labels_xyz is not None:
+        cells = check_labels(cell_labels_xyz, "cell_labels_xyz")
+        if cells.shape != labels.shape:
+            raise ValueError(f"cell_labels_xyz shape {cells.shape} differs from labels {labels.shape}.")
+        cell_mask = None
     else:
-        cell_mask = np.asarray(cell_mask_xyz, dtype=bool)
-        if cell_mask.shape != labels.shape:
-            raise ValueError(f"cell_mask_xyz shape {cell_mask.shape} differs from labels {labels.shape}.")
-    cell_volumes = _cell_volumes(labels, props["label"], cell_mask, float(np.prod(spacing)))
+        if cell_mask_xyz is None:
+            cell_mask = cell_mask_from_ri(ri, medium_ri, spacing)
+        else:
+            cell_mask = np.asarray(cell_mask_xyz, dtype=bool)
+            if cell_mask.shape != labels.shape:
+                raise ValueError(f"cell_mask_xyz shape {cell_mask.shape} differs from labels {labels.shape}.")
+        cells = label_cells(cell_mask, labels, spacing)
+    cell_volumes, cell_masses = _cell_measures(
+        props["label"], cells, cell_mask, ri, medium_ri, refractive_increment_ml_per_g, float(np.prod(spacing))
+    )
 
     rows: list[dict[str, Any]] = []
     for i, nucleus_id in enumerate(props["label"].tolist()):
@@ -214,7 +227,7 @@ def measure_nuclei(
         if area > 0:
             # at most 1 (the sphere); the smoothed surface of a few-voxel object comes out too small
             sphericity = min(math.pi ** (1.0 / 3.0) * (6.0 * volume) ** (2.0 / 3.0) / area, 1.0)
-        cell_volume = float(cell_volumes[i])
+        cell_volume, cell_mass = float(cell_volumes[i]), float(cell_masses[i])
         rows.append(
             {
                 "nucleus_id": nucleus_id,
@@ -225,6 +238,7 @@ def measure_nuclei(
                 "mean_ri": mean_ri,
                 "dry_mass_pg": (mean_ri - medium_ri) / refractive_increment_ml_per_g * volume,
                 "cell_volume_um3": cell_volume,
+                "cell_dry_mass_pg": cell_mass,
                 "nucleus_to_cell_volume_ratio": volume / cell_volume,
                 "centroid_x_um": float(props["centroid-0"][i]),
                 "centroid_y_um": float(props["centroid-1"][i]),

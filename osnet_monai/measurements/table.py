@@ -6,6 +6,11 @@ added by the caller (one call of :py:func:`~osnet_monai.measurements.measure_nuc
 frame). :py:data:`MEASUREMENT_COLUMNS_2D` is the column order for 2D sections
 (:py:func:`~osnet_monai.measurements.measure_sections_2d`). Units are in the column names: um, um^2,
 um^3, pg (dry mass), pg/um (dry mass per um of section thickness), s.
+
+``nucleus_id`` is the nucleus's id in ``NAME_nucleus.nii.gz`` and ``NAME_cell.nii.gz``: over a series,
+its track id (constant along the track, Cell Tracking Challenge convention), and ``parent_id`` the
+track it started from (its mother at a division; 0 for none). :py:data:`TRACK_COLUMNS` are the
+columns of the lineage file (``NAME_tracks.csv``): the CTC ``res_track.txt`` columns L B E P, named.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ from typing import Any
 
 from osnet_monai.atomic import atomic_output
 
-__all__ = ["MEASUREMENT_COLUMNS", "MEASUREMENT_COLUMNS_2D", "measurements_to_csv"]
+__all__ = ["MEASUREMENT_COLUMNS", "MEASUREMENT_COLUMNS_2D", "TRACK_COLUMNS", "measurements_to_csv", "tracks_to_csv"]
 
 #: CSV column order written by :py:func:`measurements_to_csv`
 MEASUREMENT_COLUMNS: tuple[str, ...] = (
     "frame",
     "time_s",
     "nucleus_id",
+    "parent_id",
     "volume_um3",
     "surface_area_um2",
     "equivalent_diameter_um",
@@ -31,6 +37,7 @@ MEASUREMENT_COLUMNS: tuple[str, ...] = (
     "mean_ri",
     "dry_mass_pg",
     "cell_volume_um3",
+    "cell_dry_mass_pg",
     "nucleus_to_cell_volume_ratio",
     "centroid_x_um",
     "centroid_y_um",
@@ -42,6 +49,7 @@ MEASUREMENT_COLUMNS_2D: tuple[str, ...] = (
     "frame",
     "time_s",
     "nucleus_id",
+    "parent_id",
     "area_um2",
     "perimeter_um",
     "equivalent_diameter_um",
@@ -51,6 +59,9 @@ MEASUREMENT_COLUMNS_2D: tuple[str, ...] = (
     "centroid_x_um",
     "centroid_y_um",
 )
+
+#: CSV columns of the lineage (:py:func:`tracks_to_csv`): one row per track, frames zero-based, inclusive
+TRACK_COLUMNS: tuple[str, ...] = ("track_id", "first_frame", "last_frame", "parent_id")
 
 
 def measurements_to_csv(
@@ -96,4 +107,28 @@ def measurements_to_csv(
             writer.writeheader()
             for row in rows:
                 writer.writerow(row)
+    return path
+
+
+def tracks_to_csv(tracks: Iterable[Sequence[int]], path: str | os.PathLike) -> str:
+    """
+    Write the lineage atomically: one row ``(track_id, first_frame, last_frame, parent_id)`` per track
+    (:py:data:`TRACK_COLUMNS`, e.g. :py:attr:`~osnet_monai.measurements.NucleusTracker.tracks`).
+
+    Args:
+        tracks: rows of four non-negative integers.
+        path: destination CSV path.
+
+    Returns:
+        the path written, as a string.
+    """
+    path = os.fspath(path)
+    rows = [[int(v) for v in row] for row in tracks]
+    if any(len(row) != len(TRACK_COLUMNS) or min(row) < 0 for row in rows):
+        raise ValueError(f"tracks must be rows of {len(TRACK_COLUMNS)} non-negative integers ({', '.join(TRACK_COLUMNS)}).")
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(TRACK_COLUMNS)
+            writer.writerows(rows)
     return path

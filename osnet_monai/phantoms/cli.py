@@ -1,10 +1,14 @@
-"""``osnet-monai phantoms OUT_DIR --n N --frames T --seed S [--style NAME | --preset NAME] [--tcf]``."""
+"""``osnet-monai phantoms OUT_DIR --n N --frames T --seed S [--style NAME | --preset NAME] [--tcf]``.
+
+``--preset mitosis`` writes division series with instance and lineage truth (:mod:`.mitosis`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import time
 
+from .mitosis import SERIES_NAME
 from .presets import PRESETS
 from .styles import STYLES
 
@@ -22,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--preset", default=None, action="append", dest="sources", metavar="NAME",
-        help=f"a fixed instrument of the classic engine instead, one of {', '.join(PRESETS)}",
+        help=f"a fixed instrument of the classic engine instead, one of {', '.join(PRESETS)}; or {SERIES_NAME}: "
+        "division series (8 frames unless --frames says more) with nucleus and cell instances and the lineage in instances/",
     )
     parser.add_argument("--list-styles", action="store_true", help="list the rendering styles and presets, then exit")
     parser.add_argument("--tcf", action="store_true", help="also write tcf/NAME.TCF (Tomocube HDF5 layout)")
@@ -43,6 +48,7 @@ def _list_styles() -> int:
         print(f"{name:10s} style   {get_style(name).DESCRIPTION}")
     for name, preset in PRESETS.items():
         print(f"{name:10s} preset  {preset.description}")
+    print(f"{SERIES_NAME:10s} series  cells that move, touch and divide; nucleus and cell instances, lineage (CTC columns)")
     return 0
 
 

@@ -13,7 +13,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from .field import render_field
-from .io import ri_to_uint16, write_json, write_nifti, write_tcf
+from .io import ri_to_uint16, write_json, write_lineage, write_nifti, write_tcf
+from .mitosis import DIVISION_SERIES_FRAMES, SERIES_NAME, render_division_series
 from .presets import PRESETS
 from .styles import STYLES, render_style
 
@@ -24,8 +25,9 @@ DATASET_VERSION = 3
 
 
 def sources() -> tuple[str, ...]:
-    """What a field can be drawn from: a rendering style (instruments drawn per field) or a fixed preset."""
-    return tuple(STYLES) + tuple(PRESETS)
+    """What a field can be drawn from: a rendering style (instruments drawn per field), a fixed preset,
+    or ``mitosis``: division series with instance and lineage truth (:mod:`.mitosis`)."""
+    return tuple(STYLES) + tuple(PRESETS) + (SERIES_NAME,)
 
 
 #: THE default training data set: (style, number of fields, frames per field), seed 2024.
@@ -55,12 +57,31 @@ def _check_args(n, frames, preset, validation_fraction) -> list[str]:
     return names
 
 
+def _write_instances(out: pathlib.Path, name: str, series, spacing, step, medium) -> dict:
+    """A division series' instance truth and lineage under ``instances/``; their datalist keys."""
+    paths = {"nucleus_instances": f"instances/{name}_nucleus_instances.nii.gz",
+             "cell_instances": f"instances/{name}_cell_instances.nii.gz", "tracks": f"instances/{name}_tracks.csv"}
+    write_nifti(out / paths["nucleus_instances"], series.nuclei, spacing, step, medium)
+    write_nifti(out / paths["cell_instances"], series.cells, spacing, step, medium)
+    write_lineage(out / paths["tracks"], series.tracks)
+    return paths
+
+
 def _write_one(job: dict) -> dict:
     """Render and write one field (runs in a worker process)."""
     out = pathlib.Path(job["out_dir"])
-    source = job["preset"]
-    if source in STYLES:
-        r = render_style(source, seed=job["seed"], index=job["index"], frames=job["frames"])
+    source, name, frames = job["preset"], job["name"], job["frames"]
+    extra: dict = {}
+    if source == SERIES_NAME:
+        # a division needs a series: one frame asked for means the series' default length
+        frames = frames if frames > 1 else DIVISION_SERIES_FRAMES
+        r = render_division_series(seed=job["seed"], index=job["index"], frames=frames)
+        a = r.acquisition
+        image, label = r.image, r.label
+        spacing, step, medium, storage = a.voxel_size_um, a.time_step_s, a.medium_ri, a.storage
+        extra = _write_instances(out, name, r, spacing, step, medium)
+    elif source in STYLES:
+        r = render_style(source, seed=job["seed"], index=job["index"], frames=frames)
         a = r.acquisition
         image, label = r.image, r.label
         spacing, step, medium, storage = a.voxel_size_um, a.time_step_s, a.medium_ri, a.storage
@@ -68,11 +89,10 @@ def _write_one(job: dict) -> dict:
         preset = PRESETS[source]
         if job.get("nonneg_fill") is not None:
             preset = preset.replace(nonneg_fill=bool(job["nonneg_fill"]))
-        r = render_field(preset, seed=job["seed"], frames=job["frames"], index=job["index"])
+        r = render_field(preset, seed=job["seed"], frames=frames, index=job["index"])
         p = r.preset
         image, label = r.image, r.label
         spacing, step, medium, storage = p.voxel_size_um, p.time_step_s, p.medium_ri, p.dtype
-    name = job["name"]
     stored = ri_to_uint16(image) if storage == "uint16" else image.astype(np.float32)
     write_nifti(out / "images" / f"{name}.nii.gz", stored, spacing, step, medium)
     write_nifti(out / "labels" / f"{name}.nii.gz", label.astype(np.uint8), spacing, step, medium)
@@ -87,8 +107,9 @@ def _write_one(job: dict) -> dict:
         "cell_id": name,
         "medium_ri": round(float(medium), 4),
         "style": source,
-        "frames": int(job["frames"]),
+        "frames": int(frames),
         "nucleus_sections": n_sections,
+        **extra,
     }
 
 
@@ -136,7 +157,11 @@ def generate_dataset(
         frames: time points per field.
         seed: the data set is a pure function of (seed, presets, n, frames).
         preset: a rendering style or preset name (:func:`sources`) or a list of them, cycled over
-            the fields.
+            the fields. ``mitosis`` writes division series (at least 4 frames; 8 when ``frames`` is 1)
+            with ``instances/NAME_nucleus_instances.nii.gz``, ``instances/NAME_cell_instances.nii.gz``
+            (uint16 ids, a cell with its nucleus's id, constant along a track) and
+            ``instances/NAME_tracks.csv`` (the lineage: track_id, first_frame, last_frame, parent_id),
+            named in the datalist entry.
         tcf: also write ``tcf/NAME.TCF`` (Tomocube HDF5 layout).
         validation_fraction: share of files in the ``validation`` list (never sharing a cell_id with
             ``training``).

@@ -17,7 +17,11 @@ import numpy as np
 from osnet_monai.atomic import atomic_output
 from osnet_monai.readers import format_medium_tag
 
-__all__ = ["write_nifti", "write_tcf", "write_json", "ri_to_uint16"]
+__all__ = ["write_nifti", "write_tcf", "write_json", "write_lineage", "ri_to_uint16", "LINEAGE_COLUMNS"]
+
+#: header of a lineage file: the Cell Tracking Challenge's ``man_track.txt`` columns (L B E P), named
+#: as in ``osnet_monai.measurements.TRACK_COLUMNS`` (the segment command's NAME_tracks.csv)
+LINEAGE_COLUMNS = ("track_id", "first_frame", "last_frame", "parent_id")
 
 #: the NIfTI ``descrip`` field carries the medium RI in exactly this format
 
@@ -166,4 +170,12 @@ def write_tcf(
 def write_json(path: str | os.PathLike, obj) -> pathlib.Path:
     path = pathlib.Path(path)
     _atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    return path
+
+
+def write_lineage(path: str | os.PathLike, tracks) -> pathlib.Path:
+    """Write tracks ``(id, first frame, last frame, parent id)`` as CSV with :data:`LINEAGE_COLUMNS`."""
+    path = pathlib.Path(path)
+    lines = [",".join(LINEAGE_COLUMNS)] + [",".join(str(int(v)) for v in row) for row in tracks]
+    _atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     return path

@@ -27,12 +27,18 @@ MEDIUM = 1.337
 PUBLIC = [
     ("MEASUREMENT_COLUMNS", "table"),
     ("MEASUREMENT_COLUMNS_2D", "table"),
+    ("TRACK_COLUMNS", "table"),
+    ("NucleusTracker", "tracking"),
     ("cell_mask_from_ri", "cells"),
+    ("label_cells", "cells"),
     ("label_nuclei", "cells"),
     ("measure_nuclei", "morphology"),
     ("measure_sections_2d", "morphology"),
+    ("split_touching", "cells"),
     ("track_nuclei", "tracking"),
+    ("tracks_from_labels", "tracking"),
     ("measurements_to_csv", "table"),
+    ("tracks_to_csv", "table"),
 ]
 
 
@@ -59,9 +65,9 @@ def _rows_2d():
 
 
 @pytest.mark.parametrize("rows,columns", [(_rows_3d, MEASUREMENT_COLUMNS), (_rows_2d, MEASUREMENT_COLUMNS_2D)], ids=["3d", "2d"])
-def test_measured_rows_fill_every_column_but_frame_and_time(rows, columns):
+def test_measured_rows_fill_every_column_but_frame_time_and_lineage(rows, columns):
     (row,) = rows()
-    assert list(row) == [c for c in columns if c not in ("frame", "time_s")]
+    assert list(row) == [c for c in columns if c not in ("frame", "time_s", "parent_id")]
 
 
 def test_tracking_and_measuring_a_full_frame(tmp_path):

@@ -1,11 +1,12 @@
-"""osnet_monai.measurements.cells: the cell mask from the RI and the nucleus labels."""
+"""osnet_monai.measurements.cells: the cell mask from the RI, nucleus labels (touching nuclei apart), cell regions."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from osnet_monai.measurements.cells import cell_mask_from_ri, label_nuclei
+from osnet_monai.measurements.cells import cell_mask_from_ri, label_cells, label_nuclei, split_touching
 
 MEDIUM = 1.337
 SPACING = (0.2, 0.2, 0.5)  # 0.02 um^3 per voxel
@@ -139,3 +140,87 @@ LABEL_ERRORS = [
 def test_label_nuclei_refuses_bad_arguments(mask, spacing):
     with pytest.raises(ValueError):
         label_nuclei(mask, 1.0, spacing)
+
+
+# flattened nuclei (the z radius 60 % of the lateral one) on an anisotropic grid, pressed together
+# by `overlap` of their radii: each keeps (nearly all of) its own voxels; a waist as wide as the
+# nucleus (a dumbbell with overlap 0.7) stays one nucleus
+TOUCH_CASES = [
+    pytest.param((4.0, 4.0), 0.1, 2, id="equal-pressed"),
+    pytest.param((4.5, 3.0), 0.15, 2, id="unequal-pressed"),
+    pytest.param((4.0, 4.0), 0.7, 1, id="wide-waist"),
+]
+
+
+@pytest.mark.parametrize("radii,overlap,n_nuclei", TOUCH_CASES)
+def test_label_nuclei_separates_touching_nuclei_at_their_neck(radii, overlap, n_nuclei):
+    spacing = (0.2, 0.2, 0.5)
+    shape = (110, 60, 24)
+    d = (radii[0] + radii[1]) * (1 - overlap)
+    centres = [(6.0, 6.0, 6.0), (6.0 + d, 6.0, 6.0)]
+    grid = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij")
+    mask = np.zeros(shape, bool)
+    for c, r in zip(centres, radii):
+        mask |= ((grid[0] - c[0]) ** 2 + (grid[1] - c[1]) ** 2) / r**2 + (grid[2] - c[2]) ** 2 / (0.6 * r) ** 2 <= 1
+    assert ndimage.label(mask)[1] == 1  # one connected component
+    lab = label_nuclei(mask, 1.0, spacing)
+    assert int(lab.max()) == n_nuclei
+    np.testing.assert_array_equal(lab > 0, mask)
+    if n_nuclei == 2:
+        # the cut runs through the neck: each part is on its own side of it
+        for i, (c, r) in enumerate(zip(centres, radii), start=1):
+            part = np.argwhere(lab == lab[tuple(int(round(ci / s)) for ci, s in zip(c, spacing))]) * spacing
+            expected = 4 / 3 * np.pi * r * r * 0.6 * r
+            assert part.shape[0] * np.prod(spacing) == pytest.approx(expected, rel=0.12)
+        assert int(label_nuclei(mask, 1.0, spacing, neck_ratio=0).max()) == 1  # connected components alone
+
+
+def test_split_touching_keeps_a_small_part_with_its_neighbour():
+    # a wide-necked bump is not a nucleus, and a narrow-necked one under min_volume_um3 joins its neighbour
+    spacing = (1.0, 1.0, 1.0)
+    mask = np.zeros((40, 20, 3), bool)
+    yy, xx = np.mgrid[0:40, 0:20]
+    mask[(xx - 10) ** 2 + (yy - 12) ** 2 <= 64] = True  # radius 8
+    mask[(xx - 10) ** 2 + (yy - 23) ** 2 <= 9] = True  # radius 3, a narrow neck
+    lab = ndimage.label(mask)[0]
+    assert int(split_touching(lab, spacing).max()) == 2
+    assert int(split_touching(lab, spacing, min_volume_um3=100.0).max()) == 1
+    assert int(split_touching(lab, spacing, neck_ratio=0).max()) == 1
+
+
+def _two_cells_one_component():
+    """Two box cells joined by a thin lamella (one component of the cell mask), a nucleus in each."""
+    cells = np.zeros((64, 20, 12), bool)
+    cells[2:28, 2:18, 0:10] = True  # cell A: 26 x 16 x 10
+    cells[36:62, 2:18, 0:8] = True  # cell B: 26 x 16 x 8
+    cells[28:36, 2:18, 0:2] = True  # the thin junction: 8 x 16 x 2 voxels shared between them
+    nuclei = np.zeros(cells.shape, np.int32)
+    nuclei[10:20, 6:14, 2:7] = 4  # 10 x 8 x 5
+    nuclei[44:52, 6:14, 2:6] = 9  # 8 x 8 x 4
+    return cells, nuclei
+
+
+def test_label_cells_gives_each_nucleus_its_own_cell():
+    cells, nuclei = _two_cells_one_component()
+    assert ndimage.label(cells)[1] == 1
+    lab = label_cells(cells, nuclei, (1.0, 1.0, 1.0))
+    assert sorted(np.unique(lab).tolist()) == [0, 4, 9]
+    np.testing.assert_array_equal(lab > 0, cells)
+    assert (lab[2:28] == 4)[cells[2:28]].all() and (lab[36:62] == 9)[cells[36:62]].all()
+    # the junction is shared: 8 x 16 x 2 voxels between the two cells, split between them
+    assert (lab == 4).sum() + (lab == 9).sum() == cells.sum()
+    assert abs(int((lab[28:36] == 4).sum()) - int((lab[28:36] == 9).sum())) <= 2 * 16 * 2
+
+
+def test_label_cells_leaves_cells_without_nucleus_and_refuses_bad_arguments():
+    cells, nuclei = _two_cells_one_component()
+    cells[0:2, 0:2, 0:2] = True  # touches nothing: no nucleus reaches it
+    cells[2:28, 2:18, 0:10] &= False
+    lonely = np.zeros(cells.shape, bool)
+    lonely[5:8, 5:8, 5:8] = True
+    lab = label_cells(cells | lonely, nuclei, (1.0, 1.0, 1.0))
+    assert lab[0, 0, 0] == 0 and lab[6, 6, 6] == 0
+    assert (lab == 4).sum() == (nuclei == 4).sum()  # a nucleus outside the mask is its own (nucleus-only) cell
+    assert not label_cells(cells, np.zeros(cells.shape, np.int32), (1.0, 1.0, 1.0)).any()
+    with pytest.raises(ValueError):
+        label_cells(cells, nuclei[:, :, :5], (1.0, 1.0, 1.0))

@@ -280,6 +280,8 @@ MEASURE_ERRORS = [
     pytest.param(measure_nuclei, LABELS3, RI3, (1, 1), {}, id="3d-two-spacings"),
     pytest.param(measure_nuclei, LABELS3, RI3, (1, 1, 1), {"refractive_increment_ml_per_g": 0.0}, id="3d-zero-alpha"),
     pytest.param(measure_nuclei, LABELS3, RI3, (1, 1, 1), {"cell_mask_xyz": np.ones((6, 6, 2), bool)}, id="3d-cell-mask-shape"),
+    pytest.param(measure_nuclei, LABELS3, RI3, (1, 1, 1), {"cell_labels_xyz": np.ones((6, 6, 2), np.int32)}, id="3d-cell-labels-shape"),
+    pytest.param(measure_nuclei, LABELS3, RI3, (1, 1, 1), {"cell_labels_xyz": np.ones((6, 6, 3))}, id="3d-float-cell-labels"),
     pytest.param(measure_sections_2d, LABELS3, RI3, (1, 1), {}, id="2d-given-3d"),
     pytest.param(measure_sections_2d, LABELS3[..., 0], RI3[..., 0], (1, 0), {}, id="2d-zero-spacing"),
     pytest.param(measure_sections_2d, LABELS3[..., 0], RI3[..., 0], (1, 1), {"refractive_increment_ml_per_g": -1}, id="2d-negative-alpha"),
@@ -290,3 +292,39 @@ MEASURE_ERRORS = [
 def test_measurements_refuse_bad_arguments(func, labels, ri, spacing, kwargs):
     with pytest.raises(ValueError):
         func(labels, ri, spacing, MEDIUM, **kwargs)
+
+
+def test_touching_cells_each_give_their_own_nucleus_to_cell_ratio():
+    # two box cells joined by a thin lamella are one component of the cell mask; each nucleus divides
+    # by its own cell (the junction split between them), not by the pair's volume
+    spacing = (0.2, 0.2, 0.5)
+    ri = np.full((64, 20, 12), MEDIUM)
+    labels = np.zeros(ri.shape, np.int32)
+    ri[2:28, 2:18, 0:10] = 1.365  # cell A: 26 x 16 x 10 = 4160 voxels
+    ri[36:62, 2:18, 0:8] = 1.362  # cell B: 26 x 16 x 8 = 3328 voxels
+    ri[28:36, 2:18, 0:2] = 1.360  # junction: 256 voxels
+    labels[10:20, 6:14, 2:7] = 1  # 400 voxels
+    labels[44:52, 6:14, 2:6] = 2  # 256 voxels
+    ri[labels > 0] = 1.352
+    rows = {r["nucleus_id"]: r for r in measure_nuclei(labels, ri, spacing, MEDIUM)}
+    vox = math.prod(spacing)
+    junction = 256 * vox
+    for nid, own, nucleus in ((1, 4160 * vox, 400 * vox), (2, 3328 * vox, 256 * vox)):
+        # the cell is its box plus up to the whole junction
+        assert own <= rows[nid]["cell_volume_um3"] <= own + junction
+        assert rows[nid]["nucleus_to_cell_volume_ratio"] == pytest.approx(nucleus / rows[nid]["cell_volume_um3"])
+    assert rows[1]["cell_volume_um3"] + rows[2]["cell_volume_um3"] == pytest.approx((4160 + 3328) * vox + junction)
+    # dry mass of the cell: its RI excess over the medium, summed
+    cells = np.zeros(ri.shape, np.int32)
+    cells[2:28, 2:18, 0:10] = 1
+    cells[36:62, 2:18, 0:8] = 2
+    cells[28:36, 2:18, 0:2] = 1
+    given = {r["nucleus_id"]: r for r in measure_nuclei(labels, ri, spacing, MEDIUM, cell_labels_xyz=cells)}
+    expected_mass = ((ri - MEDIUM) * (cells == 1)).sum() / 0.19 * vox
+    assert given[1]["cell_dry_mass_pg"] == pytest.approx(expected_mass, rel=1e-9)
+    assert given[1]["cell_volume_um3"] == pytest.approx((4160 + 256) * vox)
+    assert given[2]["nucleus_to_cell_volume_ratio"] == pytest.approx(256 / 3328)
+    # a nucleus whose id has no cell in the given labels has no cell measures
+    cells[cells == 2] = 0
+    missing = {r["nucleus_id"]: r for r in measure_nuclei(labels, ri, spacing, MEDIUM, cell_labels_xyz=cells)}
+    assert math.isnan(missing[2]["cell_volume_um3"]) and math.isnan(missing[2]["cell_dry_mass_pg"])

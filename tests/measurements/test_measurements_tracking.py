@@ -1,4 +1,4 @@
-"""osnet_monai.measurements.tracking: ids kept from frame to frame, new ids for new nuclei."""
+"""osnet_monai.measurements.tracking: ids kept from frame to frame, new ids for new nuclei, divisions and the lineage."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from osnet_monai.measurements.cells import label_nuclei
-from osnet_monai.measurements.tracking import track_nuclei
+from osnet_monai.measurements.tracking import NucleusTracker, track_nuclei, tracks_from_labels
 
 
 def _blob_labels(shape, centers_ids, half=4):
@@ -122,3 +122,88 @@ TRACK_ERRORS = [
 def test_tracking_refuses_bad_arguments(previous, current, spacing):
     with pytest.raises(ValueError):
         track_nuclei(previous, current, spacing_um=spacing)
+
+
+def _frame(nuclei, shape=(80, 40, 3)):
+    """Labels from ``[(x, y, id), ...]``: 6 x 6 x 3 voxel nuclei centred at (x, y)."""
+    lab = np.zeros(shape, dtype=np.int32)
+    for x, y, nid in nuclei:
+        lab[x - 3 : x + 3, y - 3 : y + 3, :] = nid
+    return lab
+
+
+def _run(tracker, frames):
+    return [tracker(_frame(f)) for f in frames]
+
+
+def _id_at(labels, x, y):
+    return int(labels[x, y, 1])
+
+
+def test_tracker_keeps_ids_of_moving_nuclei_whatever_their_label_order():
+    frames = [[(10, 10, 1), (50, 20, 2)], [(13, 11, 2), (47, 22, 1)], [(16, 12, 5), (44, 24, 3)]]
+    out = _run(NucleusTracker((1.0, 1.0, 1.0)), frames)
+    assert [_id_at(o, x, y) for o, (x, y) in zip(out, [(10, 10), (13, 11), (16, 12)])] == [1, 1, 1]
+    assert [_id_at(o, x, y) for o, (x, y) in zip(out, [(50, 20), (47, 22), (44, 24)])] == [2, 2, 2]
+
+
+def test_tracker_records_a_division_with_its_parent():
+    # a nucleus at x = 30 gives two daughters 5 voxels either side; a neighbour goes on unaffected
+    frames = [[(30, 20, 1), (60, 20, 2)], [(31, 20, 1), (60, 21, 2)], [(26, 20, 1), (36, 20, 2), (61, 21, 3)],
+              [(24, 20, 1), (38, 20, 2), (61, 22, 3)]]
+    tracker = NucleusTracker((1.0, 1.0, 1.0), division_distance_um=8.0)
+    out = _run(tracker, frames)
+    mother, neighbour = _id_at(out[1], 31, 20), _id_at(out[1], 60, 21)
+    daughters = {_id_at(out[2], 26, 20), _id_at(out[2], 36, 20)}
+    assert mother not in daughters and len(daughters) == 2
+    assert {_id_at(out[3], 24, 20), _id_at(out[3], 38, 20)} == daughters
+    assert tracker.tracks == sorted([(mother, 0, 1, 0), (neighbour, 0, 3, 0)] + [(d, 2, 3, mother) for d in daughters])
+    assert tracker.parent_of(min(daughters)) == mother and tracker.parent_of(neighbour) == 0
+
+
+def test_matcher_and_tracker_without_divisions_continue_the_mother():
+    # why the tracker: the one-to-one matcher keeps the mother's id on one daughter and records no parent
+    before, after = _frame([(30, 20, 1)]), _frame([(26, 20, 1), (36, 20, 2)])
+    matched = track_nuclei(before, after, (1.0, 1.0, 1.0))
+    assert 1 in (_id_at(matched, 26, 20), _id_at(matched, 36, 20))
+    tracker = NucleusTracker((1.0, 1.0, 1.0), division_distance_um=0)
+    tracker(before)
+    tracker(after)
+    assert tracker.tracks == [(1, 0, 1, 0), (2, 1, 1, 0)]
+
+
+@pytest.mark.parametrize("max_gap_frames,expected", [(1, [(1, 0, 0, 0), (2, 2, 2, 1)]), (0, [(1, 0, 0, 0), (2, 2, 2, 0)])])
+def test_tracker_gap_continues_under_a_new_id_with_the_old_as_parent(max_gap_frames, expected):
+    # missed in frame 1: CTC tracks have no holes, so the continuation is a new track
+    tracker = NucleusTracker((1.0, 1.0, 1.0), max_gap_frames=max_gap_frames)
+    out = _run(tracker, [[(30, 20, 1)], [], [(32, 21, 7)]])
+    assert not out[1].any()
+    assert tracker.tracks == expected and _id_at(out[2], 32, 21) == 2
+
+
+def test_tracker_far_jump_is_a_new_track_and_2d_works():
+    tracker = NucleusTracker((0.5, 0.5), max_distance_um=5.0)
+    a = np.zeros((100, 40), np.int32)
+    a[10:16, 10:16] = 1
+    b = np.zeros_like(a)
+    b[70:76, 10:16] = 1  # 30 um away
+    tracker(a)
+    tracker(b)
+    assert tracker.tracks == [(1, 0, 0, 0), (2, 1, 1, 0)]
+
+
+@pytest.mark.parametrize("kwargs", [{"max_distance_um": 0}, {"division_distance_um": -1}, {"max_gap_frames": -1}, {"spacing_um": (1, 0, 1)}])
+def test_tracker_refuses_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        NucleusTracker(**{"spacing_um": (1.0, 1.0, 1.0), **kwargs})
+
+
+def test_tracker_refuses_labels_of_other_dimensions():
+    with pytest.raises(ValueError):
+        NucleusTracker((1.0, 1.0))(np.zeros((4, 4, 4), np.int32))
+
+
+def test_tracks_from_labels_lists_first_and_last_frames():
+    frames = [_frame([(10, 10, 3)]), _frame([(10, 10, 3), (40, 10, 5)]), _frame([(40, 10, 5)])]
+    assert tracks_from_labels(frames) == [(3, 0, 1, 0), (5, 1, 2, 0)]
+    assert tracks_from_labels(frames, {5: 3}) == [(3, 0, 1, 0), (5, 1, 2, 3)]
