@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["temporary_sibling", "publish", "atomic_output"]
+__all__ = ["temporary_sibling", "publish", "publish_tree", "atomic_output"]
 
 
 def temporary_sibling(path: str | os.PathLike) -> Path:
@@ -26,6 +27,18 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
     os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
     return Path(path)
+
+
+def publish_tree(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Renames the folder ``tmp`` onto ``path`` (a store such as ``NAME.ome.zarr``), replacing a
+    previous ``path``: the old one goes first, so readers see the old folder, none, or the new one."""
+    path = Path(path)
+    if path.exists():
+        old = temporary_sibling(path)
+        os.replace(path, old)
+        shutil.rmtree(old)
+    os.replace(tmp, path)
+    return path
 
 
 @contextmanager

@@ -18,7 +18,7 @@ RANKS = {
     "handlers": 4,
     "inference": 5,
     "evaluation": 6, "benchmarking": 6, "benchmark_report": 6,
-    "cli": 7,
+    "cli": 7, "napari": 7,
 }
 
 
