@@ -174,7 +174,7 @@ def _write_tcf(spec: Spec, data: np.ndarray, path: Path, mutation: Mutation) -> 
             if name == "extra_frame_shape" and t == t_count - 1:
                 frame = frame[:, :-1] if frame.shape[1] > 1 else np.concatenate([frame, frame], 1)
             if name == "unwritten" and t == 0:
-                big = int(min(abs(value), 1e6)) if math.isfinite(value) and abs(value) >= 1 else 4096
+                big = int(min(abs(value), 1e6)) if math.isfinite(value) and abs(value) >= 8 else 4096
                 ds = g.create_dataset(f"{t:06d}", shape=(big, big, big), dtype=frame.dtype, chunks=(1, 8, 8))
             elif name == "tile_offset" and t == 0:
                 ds = g.create_group(f"{t:06d}")

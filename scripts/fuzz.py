@@ -51,7 +51,7 @@ def main() -> int:
         if BEGIN not in text or END not in text:
             sys.exit(f"{doc}: no '{BEGIN}' ... '{END}' markers to write the table between")
         stamp = (f"{args.examples:,} cases per format, seed {args.seed}, "
-                 f"{time.perf_counter() - start:.0f} s on {os.cpu_count()} cores (`python scripts/fuzz.py "
+                 f"{time.perf_counter() - start:.0f} s in one process (`python scripts/fuzz.py "
                  f"--examples {args.examples}`)")
         block = f"{BEGIN}\n{stamp}:\n\n{table}\n{END}"
         doc.write_text(re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S))

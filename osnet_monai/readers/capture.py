@@ -163,7 +163,10 @@ def library_messages(path: str | os.PathLike | None) -> Iterator[LibraryMessages
 
 
 #: lines ITK's readers write to std::cerr (MetaIO, ITK's own warnings and errors)
-_ITK_LINE = re.compile(r"^(Meta\w*[:(]|M_\w+|WARNING: In |ERROR: In |Description: |itk::)")
+_ITK_LINE = re.compile(
+    r"^(Meta\w*\s?[:(]|M_\w+|MET_\w+|WARNING: In |ERROR: In |Description: |itk::|Uncompress failed"
+    r"|.* required and not defined|.* failed on column|Incomplete file record)"
+)
 _stderr_lock = threading.Lock()
 
 
@@ -173,16 +176,19 @@ def c_library_stderr(messages: LibraryMessages, source: str) -> Iterator[None]:
     MetaIO prints "data not read completely" and the like to ``std::cerr``, out of Python's reach.
 
     File descriptor 2 is the process's: another thread's output in the meantime (a progress bar,
-    a logged line) is written back after the block, unchanged; only lines shaped like ITK's
-    are kept back and collected.
+    a logged line) is written back after the block, unchanged; only lines shaped like ITK's are
+    kept back and collected, and every line when the block failed (the read takes milliseconds,
+    and MetaIO has more messages than any list).
     """
     with _stderr_lock:
         sys.stderr.flush()
         with tempfile.TemporaryFile() as sink:
             saved = os.dup(2)
             os.dup2(sink.fileno(), 2)
+            failed = True
             try:
                 yield
+                failed = False
             finally:
                 sys.stderr.flush()
                 os.dup2(saved, 2)
@@ -190,7 +196,7 @@ def c_library_stderr(messages: LibraryMessages, source: str) -> Iterator[None]:
                 sink.seek(0)
                 others = []
                 for line in sink.read().decode("utf-8", "replace").splitlines(keepends=True):
-                    if _ITK_LINE.match(line):
+                    if failed or _ITK_LINE.match(line):
                         messages.add(source, logging.WARNING, line)
                     else:
                         others.append(line)

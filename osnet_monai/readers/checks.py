@@ -192,9 +192,10 @@ def _check_spacing(a: np.ndarray, meta: Mapping[str, Any], path: PathLike | None
 def _check_finite(a: np.ndarray, path: PathLike | None) -> None:
     if not np.issubdtype(a.dtype, np.floating):
         return
-    # One pass: a sum is NaN/Inf as soon as one value is, or when it overflows (checked below).
+    # One pass: a float32 sum is NaN/Inf as soon as one value is, or when it overflows float32 (checked
+    # below): float64 values beyond float32's range would turn into Inf in the float32 result.
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(a.sum(dtype=a.dtype if a.dtype.itemsize >= 4 else np.float32)):
+        if np.isfinite(a.sum(dtype=np.float32)):
             return
     n_nan = int(np.count_nonzero(np.isnan(a)))
     n_inf = int(np.count_nonzero(np.isinf(a)))

@@ -208,6 +208,10 @@ def _check_itk_header(path: str, head: bytes) -> None:
     if nrrd and not text.startswith("NRRD000"):
         raise input_error(path, "not a NRRD file (no NRRD000x magic line)")
     ndim_key, size_key, type_key = ("dimension", "sizes", "type") if nrrd else ("ndims", "dimsize", "elementtype")
+    required = (ndim_key, size_key, type_key, "encoding") if nrrd else (ndim_key, size_key, type_key, "elementdatafile")
+    missing = [key for key in required if key not in fields]
+    if missing:
+        raise input_error(path, f"corrupt header: no {', '.join(missing)} field")
     try:
         ndim = int(fields[ndim_key])
         sizes = [int(n) for n in fields[size_key].split()]
