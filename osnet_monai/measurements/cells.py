@@ -315,8 +315,10 @@ def label_cells(
         >>> int((lab == 3).sum()), int((lab == 5).sum()), int(lab[15, 5, 2] > 0)
         (448, 448, 1)
     """
-    mask = np.asarray(cell_mask_xyz, dtype=bool)
-    nuclei = check_labels(nuclei_xyz, "nuclei_xyz")
+    # C order: skimage 0.26's watershed given Fortran-ordered markers and mask (what nibabel reads
+    # from a NIfTI file) labels the seeds alone and floods nothing
+    mask = np.ascontiguousarray(cell_mask_xyz, dtype=bool)
+    nuclei = np.ascontiguousarray(check_labels(nuclei_xyz, "nuclei_xyz"))
     if mask.ndim != 3 or mask.shape != nuclei.shape:
         raise ValueError(f"cell_mask_xyz and nuclei_xyz must be 3D of equal shape, got {mask.shape} and {nuclei.shape}.")
     spacing = check_spacing(spacing_um)

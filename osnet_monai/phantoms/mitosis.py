@@ -122,11 +122,12 @@ def _prophase(p: CellParams, rng) -> CellParams:
 def _telophase(rng, scale: float, delta: float) -> CellParams:
     """A rounded daughter just after cytokinesis: small thick cell, compact dense chromatin, no nucleoli."""
     p = draw_cell(rng, nucleus_delta_mean=delta, scale=0.7 * scale)
-    a = float(rng.uniform(2.2, 3.0)) * scale
+    # a daughter's chromatin: 5-7 um across, 50-100 um^3 (a set of chromosomes does not shrink with the field)
+    a = float(rng.uniform(2.8, 3.5)) * max(scale, 0.85)
     return dataclasses.replace(
         p, radius_um=a + float(rng.uniform(2.0, 3.0)), lamellipodia=[],
         harmonics=[(k, 0.3 * amp, ph) for k, amp, ph in p.harmonics], nucleus_offset_um=(0.0, 0.0),
-        a_um=a, b_um=a * float(rng.uniform(0.8, 0.95)), c_um=float(rng.uniform(1.6, 2.2)),
+        a_um=a, b_um=a * float(rng.uniform(0.8, 0.95)), c_um=float(rng.uniform(1.8, 2.4)),
         shape="ellipsoid", body_um=float(rng.uniform(2.5, 3.5)), lamella_um=float(rng.uniform(0.8, 1.2)),
         peri_height=0.95, delta_nucleus=float(rng.uniform(0.006, 0.014)), chromatin_amp=float(rng.uniform(0.004, 0.007)),
         n_nucleoli=0, envelope=False,
@@ -158,8 +159,9 @@ def _plan(rng, preset: Preset, frames: int, delta: float, render) -> tuple[list[
         td = int(rng.integers(3, frames - 1)) if frames >= 6 else frames - 2  # first frame of the daughters
         p = _interphase(rng, scale, delta, centred=True)
         mitotic = draw_cell(rng, mitotic=True, scale=scale)
-        # a metaphase plate of 6-9 um across and 2-3 um thick (the classic cell's is half as wide)
-        mitotic = dataclasses.replace(mitotic, b_um=min(float(rng.uniform(3.0, 4.2)) * scale, 0.75 * mitotic.a_um),
+        # a metaphase plate of 5-8 um across and 2-3 um thick (the classic cell's is half as wide): chromatin
+        # does not shrink with the field as the cells drawn for it do
+        mitotic = dataclasses.replace(mitotic, b_um=min(float(rng.uniform(3.0, 4.2)) * max(scale, 0.85), 0.75 * mitotic.a_um),
                                       c_um=float(rng.uniform(1.0, 1.4)))
         # what neighbours keep clear of: the rounded cell, and the daughters moving apart
         r_cell = mitotic.a_um + 3.0
@@ -180,7 +182,7 @@ def _plan(rng, preset: Preset, frames: int, delta: float, render) -> tuple[list[
         ids = []
         for sign in (-1.0, 1.0):
             tel = _telophase(rng, scale, delta)
-            g1 = _interphase(rng, 0.8 * scale, delta, centred=True)
+            g1 = _interphase(rng, max(0.8 * scale, 0.6), delta, centred=True)
             sep = 0.5 * float(rng.uniform(1.7, 2.0)) * tel.radius_um
             vd = v + sign * axis * float(rng.uniform(0.5, 0.9)) + rng.normal(0, 0.1, 2)
             d = _Track(0, mother.id, td, frames, centre + sign * sep * axis, vd, float(rng.uniform(0, 2 * np.pi)),

@@ -224,3 +224,10 @@ def test_label_cells_leaves_cells_without_nucleus_and_refuses_bad_arguments():
     assert not label_cells(cells, np.zeros(cells.shape, np.int32), (1.0, 1.0, 1.0)).any()
     with pytest.raises(ValueError):
         label_cells(cells, nuclei[:, :, :5], (1.0, 1.0, 1.0))
+
+
+def test_label_cells_of_fortran_ordered_arrays():
+    # nibabel reads NIfTI data in Fortran order; the cells must not depend on the memory order
+    cells, nuclei = _two_cells_one_component()
+    np.testing.assert_array_equal(label_cells(np.asfortranarray(cells), np.asfortranarray(nuclei), (1.0, 1.0, 1.0)),
+                                  label_cells(cells, nuclei, (1.0, 1.0, 1.0)))
