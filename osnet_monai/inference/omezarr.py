@@ -109,8 +109,9 @@ class StreamingOmeZarrWriter:
         self.written = 0
         spatial = "zyx"[3 - len(self.frame_shape):]
         self.axes = (["t"] if self.n_frames > 1 else []) + list(spatial)
-        spacing = dict(zip("xyz", (float(s) for s in spacing_um)))
-        scale = {"t": float(time_step_s or 1.0), **{a: spacing[a] for a in spatial}}
+        # 7 digits: a voxel size read from a float32 header (0.19499999) is stated as the file meant it (0.195)
+        spacing = dict(zip("xyz", (float(f"{float(s):.7g}") for s in spacing_um)))
+        scale = {"t": float(f"{float(time_step_s or 1.0):.7g}"), **{a: spacing[a] for a in spatial}}
         units = {"t": "second", **dict.fromkeys(spatial, "micrometer")}
         frame_zyx = self.frame_shape[::-1]
         shape = ((self.n_frames,) if self.n_frames > 1 else ()) + frame_zyx

@@ -40,7 +40,7 @@ _STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em auto;max-width:1200px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.8em}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}th,td{border:1px solid #ddd;padding:.2em .5em;text-align:right}
-th{background:#f3f3f3;position:sticky;top:0}td.text,th.text{text-align:left}
+th{background:#f3f3f3;position:sticky;top:0}td.text,th.text{text-align:left}td{white-space:nowrap}
 table.sortable th{cursor:pointer;user-select:none}table.sortable th:after{content:' \\2195';color:#aaa}
 .flag{color:#a40}.ok{color:#070}.failed{color:#b00}figure{margin:.5em 0}img{max-width:100%}
 .scroll{max-height:32em;overflow:auto}code{font-size:.95em}

@@ -275,15 +275,22 @@ def _failure(out: Path, path: str) -> str:
     return f"{path}: not segmented (see the console for the reason)"
 
 
-def segmentation_layers(result: Segmentation, scale: Sequence[float]) -> list[LayerData]:
-    """Nucleus and cell labels and the tracks (series only), on the image's scale."""
-    scale = list(scale)
+def segmentation_layers(
+    result: Segmentation, scale: Sequence[float], axis_labels: Sequence[str] | None = None, units: Sequence | None = None
+) -> list[LayerData]:
+    """Nucleus and cell labels and the tracks (series only), on the image's scale, axes and units
+    (napari draws no scale bar units when layers disagree)."""
+    grid = {"scale": list(scale)}
+    if axis_labels is not None:
+        grid["axis_labels"] = list(axis_labels)
+    if units is not None:
+        grid["units"] = list(units)
     layers: list[LayerData] = [
-        (result.cells, {"name": f"{result.name} cells", "scale": scale, "opacity": 0.25}, "labels"),
-        (result.nuclei, {"name": f"{result.name} nuclei", "scale": scale, "opacity": 0.6}, "labels"),
+        (result.cells, {"name": f"{result.name} cells", "opacity": 0.25, **grid}, "labels"),
+        (result.nuclei, {"name": f"{result.name} nuclei", "opacity": 0.6, **grid}, "labels"),
     ]
     if result.tracks is not None and len(result.tracks):
-        kwargs = {"name": f"{result.name} tracks", "scale": scale, "tail_length": 30}
+        kwargs = {"name": f"{result.name} tracks", "tail_length": 30, **grid}
         if result.graph:  # divisions: each daughter track points to its mother
             kwargs["graph"] = result.graph
         layers.append((result.tracks, kwargs, "tracks"))

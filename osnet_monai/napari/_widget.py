@@ -68,7 +68,7 @@ class SegmentWidget(Container):
         return self.worker
 
     def _show(self, result: Segmentation, layer: Image) -> None:
-        for data, kwargs, kind in segmentation_layers(result, layer.scale):
+        for data, kwargs, kind in segmentation_layers(result, layer.scale, layer.axis_labels, layer.units):
             getattr(self._viewer, f"add_{kind}")(data, **kwargs)
         self.table.native.setSortingEnabled(False)  # filling a sorting table scrambles rows
         self.table.value = [{c: row.get(c, "") for c in result.columns} for row in result.rows]

@@ -158,7 +158,10 @@ def test_widget_segments_in_a_worker_and_adds_labels_tracks_and_table(viewer, qt
     names = [layer.name for layer in viewer.layers]
     assert names == ["series", "series cells", "series nuclei", "series tracks"], (names, widget._status.value)
     cells, nuclei, tracks = (viewer.layers[n] for n in names[1:])
-    assert nuclei.data.shape == image.data.shape and list(nuclei.scale) == list(image.scale)
+    for layer in (cells, nuclei, tracks):  # on the image's grid, axes and units
+        assert list(layer.scale) == list(image.scale) and tuple(layer.units) == tuple(image.units)
+        assert tuple(layer.axis_labels) == tuple(image.axis_labels)
+    assert nuclei.data.shape == image.data.shape
 
     out = Path(widget._status.value.split("outputs in ")[1])
     mask = np.asarray(nib.load(out / f"{file_stem(series_tcf)}_nucleus.nii.gz").dataobj)
