@@ -11,7 +11,7 @@ import pytest
 
 from conftest import BUNDLE_CONFIGS, REPO_ROOT
 from osnet_monai import benchmarking
-from osnet_monai.benchmark_report import product_row, render_report, write_report
+from osnet_monai.benchmark_report import product_row, render_report, window_row, write_report
 
 SETTINGS = {"sw_batch_size": 4, "malloc_mmap_threshold": 1 << 20, "optimize_cpu_inference": True,
             "skip_empty_sections": True, "save_figures": True, "cudnn_benchmark": True}
@@ -57,6 +57,44 @@ def test_report_renders_the_results_into_table_rows(tmp_path):
     assert "(1000 sections per epoch: nucleus sections, 20% nucleus-free, 30% augmented copies)" in text
 
 
+def overlapped_results() -> dict:
+    """tiny_results as a run with the window rows and the series against the network alone returns them."""
+    results = tiny_results()
+    settings = {**SETTINGS, "roi_size": [224, 224], "prefetch_frames": 1, "export_workers": 1}
+    own = window_row(settings, 4) + " (inference.json on a CPU)"
+    results.update(settings=settings, product_row=own, window_flops=8_000_000_000,
+                   windows={window_row(settings, 1): 10.0, own: 5.0})
+    runs = {"read ahead 1 frame, export thread, torch 2 threads (inference.json)":
+            {"seconds": 30.0, "peak_mb": 1200.0, "done_s": [10.0, 12.0, 14.0], "steady_sections_per_s": 6.4},
+            "serial, torch 2 threads": {"seconds": 40.0, "peak_mb": 1100.0, "done_s": [12.0, 16.0, 20.0],
+                                        "steady_sections_per_s": 3.2}}
+    results["end_to_end"] = {"frames": 3, "sections_per_frame": 64, "segment": runs,
+                             "network": {"mmap threshold 1 MB, torch 2 threads": {"1": 9.0, "4": 8.0},
+                                         "mmap threshold 1 MB, torch 1 thread": {"1": 5.0}}}
+    return results
+
+
+def test_report_prices_the_series_against_the_network_alone():
+    lines = render_report(overlapped_results()).splitlines()
+    # 5 windows/s x 8 GFLOP = 40 GFLOP/s, 40% of a 100 GFLOP/s matmul
+    assert any(line.startswith("- inference.json's CPU setting (224 x 224 windows, frozen graph, batch 4, mmap threshold 1 MB): "
+                               "**40 GFLOP/s, 40% of the matmul rate** (target: at least 80%: NOT met)") for line in lines)
+    assert "| 224 x 224 windows, batch 1, frozen graph, mmap threshold 1 MB | 10.00 | 0.100 | 80 | 80% |" in lines
+    assert "- Network alone (mmap threshold 1 MB, torch 2 threads, batch 4): **8.00 sections/s**." in lines
+    assert any(line.startswith("- End to end, inference.json (read ahead 1 frame, export thread, torch 2 threads): "
+                               "**6.40 sections/s, 80% of the network alone** (target: at least 80%: met)") for line in lines)
+    assert "| serial, torch 2 threads | 40.0 | 20.00 | 3.20 | 40% | 1100 |" in lines
+    assert "| mmap threshold 1 MB, torch 1 thread | 5.00 | - |" in lines
+    assert any(line.startswith("- `sw_batch_size`: fastest network alone at batch 1 (9.00 sections/s), **not inference.json's** (4)")
+               for line in lines)
+    assert any("fastest end to end is read ahead 1 frame, export thread, torch 2 threads, inference.json's" in line for line in lines)
+
+
+def test_end_to_end_rate_leaves_the_start_out():
+    run = {"seconds": 20.0, "done_s": [8.0, 10.0, 12.0, 14.0]}  # 3 frames after the first in 12 s, to the end of the run
+    assert benchmarking.steady_rate(run, 64) == 3 * 64 / 12.0
+
+
 def test_report_names_the_settings_it_was_measured_with():
     results = tiny_results()
     settings = {**SETTINGS, "sw_batch_size": 8, "malloc_mmap_threshold": None, "skip_empty_sections": False}
@@ -90,9 +128,10 @@ def test_report_only_reproduces_the_saved_report(tmp_path):
 
 
 def test_settings_are_read_from_inference_json():
-    config = json.loads((BUNDLE_CONFIGS / "inference.json").read_text())
+    config = benchmarking.bundle_config("inference.json")
     settings = benchmarking.inference_settings()
-    assert settings == {key: config[key] for key in settings}
+    assert settings == {key: config.get_parsed_content(key) for key in settings}
+    assert isinstance(settings["sw_batch_size"], int) and settings["malloc_mmap_threshold"] == config["malloc_mmap_threshold"]
     malloc = benchmarking.series_malloc_settings(settings)
     first = next(iter(malloc))
     assert malloc[first] == ({}, {}) and first.endswith("(inference.json)")
@@ -128,8 +167,11 @@ def test_segment_peak_and_stage_profile_on_a_small_series(ellipsoid_dataset, unt
     image = ellipsoid_dataset / "images" / "cell0.nii.gz"  # 2 frames
     overrides = {"save_figures": False}
     peak = benchmarking.segment_peak(str(image), str(tmp_path / "peak"), str(untrained_checkpoint), overrides)
-    assert peak.keys() == {"seconds", "peak_mb", "after_frame"}
-    assert len(peak["after_frame"]) == 2  # one high-water mark per frame, recorded by a handler, not a patched writer
+    assert peak.keys() == {"seconds", "peak_mb", "after_frame", "done_s"}
+    # one high-water mark and time per frame, recorded as the writer exports it, not by a patched writer
+    assert len(peak["after_frame"]) == len(peak["done_s"]) == 2 and peak["done_s"][0] < peak["done_s"][1] < peak["seconds"]
+    alone = benchmarking.network_alone(str(image), str(untrained_checkpoint), [1, 2])
+    assert alone.keys() == {"1", "2"} and all(rate > 0 for rate in alone.values())
     assert (tmp_path / "peak" / "cell0_nucleus.nii.gz").is_file()
     profile = benchmarking.stage_profile(str(image), str(tmp_path / "profiled"), str(untrained_checkpoint), overrides)
     assert list(profile) == list(benchmarking.profile_stages())

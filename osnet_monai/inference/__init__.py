@@ -1,4 +1,5 @@
-"""Segmenting tomograms: the frame stream, the output writer, test-time augmentation, pictures."""
+"""Segmenting tomograms: the frame stream, postprocessing, the output writer (overlapped with the network),
+test-time augmentation, pictures, the progress bar."""
 
 from __future__ import annotations
 
@@ -6,12 +7,29 @@ from osnet_monai.inference.figures import save_overlay, save_timecourse
 from osnet_monai.inference.inferer import ContextSliceInferer
 from osnet_monai.inference.memory import fix_malloc_mmap_threshold
 from osnet_monai.inference.nifti_stream import StreamingNiftiWriter
+from osnet_monai.inference.overlap import BackgroundWorker, prefetch
+from osnet_monai.inference.postprocessing import (
+    CroppedFillHoles,
+    CroppedFillHolesd,
+    CroppedRemoveSmallObjects,
+    CroppedRemoveSmallObjectsd,
+    InvertSectionSpacingd,
+)
+from osnet_monai.inference.progress import JobProgress
 from osnet_monai.inference.stream import TomogramStream, list_inputs
 from osnet_monai.inference.wrappers import FlipTTA, FrozenForInference, SkipEmptyWindows, wrap_for_inference
 from osnet_monai.inference.writer import TomogramWriter
 
 __all__ = [
+    "BackgroundWorker",
     "ContextSliceInferer",
+    "CroppedFillHoles",
+    "CroppedFillHolesd",
+    "CroppedRemoveSmallObjects",
+    "CroppedRemoveSmallObjectsd",
+    "InvertSectionSpacingd",
+    "JobProgress",
+    "prefetch",
     "FlipTTA",
     "FrozenForInference",
     "wrap_for_inference",

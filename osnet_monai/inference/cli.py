@@ -96,6 +96,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tta", action="store_true", help="average with horizontally and vertically flipped sections")
     parser.add_argument("--save-prob", action="store_true", help="also write NAME_prob.nii.gz")
+    parser.add_argument("--no-figures", action="store_true", help="skip NAME_overlay.png and NAME_timecourse.png")
     parser.add_argument(
         "--threshold", type=float, default=None,
         help="probability threshold (default: the model card's, MODEL.json beside the checkpoint, else 0.5)",
@@ -112,6 +113,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         "ckpt_path": args.model,
         "tta": True if args.tta else None,
         "save_prob": True if args.save_prob else None,
+        "save_figures": False if args.no_figures else None,
         "threshold": args.threshold,
         "default_spacing_um": list(args.spacing) if args.spacing else None,
     }
@@ -130,8 +132,9 @@ def _find_bundle(command: str, explicit: str | None) -> Path | None:
 
 
 def _console_logging() -> None:
-    """One line per file and the progress bar: the engine's own start, restore and timing lines
-    (ignite's INFO) are for the bundle runner's logs, not for a user watching the command."""
+    """One line per file and, on a terminal, the job's progress bar (``JobProgress``, which puts the
+    lines above it): the engine's own start, restore and timing lines (ignite's INFO) are for the
+    bundle runner's logs, not for a user watching the command."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("ignite.engine").setLevel(logging.WARNING)
 

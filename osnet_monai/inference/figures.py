@@ -10,10 +10,12 @@ import numpy as np
 
 from osnet_monai.atomic import atomic_output
 
-__all__ = ["representative_sections", "save_overlay", "save_timecourse"]
+__all__ = ["overlay_sections", "render_overlay", "representative_sections", "save_overlay", "save_timecourse"]
 
 
 def _savefig(fig, path: str | os.PathLike) -> None:
+    """Writes ``fig`` (a ``matplotlib.figure.Figure``: no pyplot, so no global backend or figure
+    list, and safe on the export thread) as a PNG, atomically."""
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
@@ -28,6 +30,63 @@ def representative_sections(labels_xyz: np.ndarray, count: int = 3) -> list[int]
     return sorted({int(round(lo + q * (hi - lo))) for q in np.linspace(0.2, 0.8, count)})
 
 
+def overlay_sections(ri_xyz: np.ndarray, labels_xyz: np.ndarray) -> dict:
+    """What :func:`render_overlay` draws, cut from a frame: the x-y sections of
+    :func:`representative_sections`, the x-z section through the nuclei's mean y, the masks on
+    them, and the grey range (1st and 99.8th percentiles of the sections shown). Kept instead of
+    the frame until a series' figure is drawn, and the percentiles see only what is drawn.
+
+    Shapes: ``ri_xyz``, ``labels_xyz`` ``(X, Y, Z)`` -> ``xy_ri``, ``xy_mask`` ``(n, X, Y)``, ``xz_ri``,
+    ``xz_mask`` ``(X, Z)`` (None for one section).
+    """
+    zs = representative_sections(labels_xyz)
+    mask = labels_xyz > 0
+    nx, ny, nz = ri_xyz.shape
+    sections = {"shape": (nx, ny, nz), "zs": zs, "xy_ri": np.stack([ri_xyz[:, :, z] for z in zs]),
+                "xy_mask": np.stack([mask[:, :, z] for z in zs]), "y": None, "xz_ri": None, "xz_mask": None}
+    shown = [sections["xy_ri"].ravel()]
+    if nz > 1:  # a 2D section has no x-z view
+        per_y = mask.sum(axis=(0, 2))  # nucleus voxels at each y: their mean y, without listing them
+        y = int(np.round(int((np.arange(ny) * per_y).sum()) / int(per_y.sum()))) if per_y.any() else ny // 2
+        sections.update(y=y, xz_ri=np.array(ri_xyz[:, y, :]), xz_mask=np.array(mask[:, y, :]))
+        shown.append(sections["xz_ri"].ravel())
+    sections["vmin"], sections["vmax"] = (float(v) for v in np.percentile(np.concatenate(shown), [1, 99.8]))
+    return sections
+
+
+def render_overlay(sections: dict, spacing_um: Sequence[float], path: str | os.PathLike, title: str = "") -> None:
+    """Draws :func:`overlay_sections`: x-y sections and an x-z section of RI in grey with the nucleus
+    contour in yellow."""
+    from matplotlib.figure import Figure
+
+    sx, sy, sz = (float(s) for s in spacing_um[:3])
+    nx, ny, nz = sections["shape"]
+    zs, vmin, vmax = sections["zs"], sections["vmin"], sections["vmax"]
+    with_xz = sections["xz_ri"] is not None
+    fig = Figure(figsize=(4 * (len(zs) + with_xz), 4.2))
+    axes = fig.subplots(1, len(zs) + with_xz, squeeze=False)
+    axes = axes[0]
+    for ax, z, ri, mask in zip(axes, zs, sections["xy_ri"], sections["xy_mask"]):
+        ax.imshow(ri.T, cmap="gray", vmin=vmin, vmax=vmax, origin="lower", extent=(0, nx * sx, 0, ny * sy))
+        if mask.any():
+            ax.contour(mask.T.astype(float), levels=[0.5], colors="yellow", linewidths=1.2, origin="lower",
+                       extent=(0, nx * sx, 0, ny * sy))
+        ax.set_title(f"x-y, z = {z * sz:.1f} um" if with_xz else "x-y section")  # one section: z says nothing
+        ax.set_xlabel("x (um)")
+        ax.set_ylabel("y (um)")
+    if with_xz:
+        ax = axes[-1]
+        ax.imshow(sections["xz_ri"].T, cmap="gray", vmin=vmin, vmax=vmax, origin="lower", extent=(0, nx * sx, 0, nz * sz))
+        if sections["xz_mask"].any():
+            ax.contour(sections["xz_mask"].T.astype(float), levels=[0.5], colors="yellow", linewidths=1.2,
+                       origin="lower", extent=(0, nx * sx, 0, nz * sz))
+        ax.set_title(f"x-z, y = {sections['y'] * sy:.1f} um")
+        ax.set_xlabel("x (um)")
+        ax.set_ylabel("z (um)")
+    fig.suptitle(title)
+    _savefig(fig, path)
+
+
 def save_overlay(
     ri_xyz: np.ndarray,
     labels_xyz: np.ndarray,
@@ -35,56 +94,17 @@ def save_overlay(
     path: str | os.PathLike,
     title: str = "",
 ) -> None:
-    """x-y sections and an x-z section of RI in grey with the nucleus contour in yellow."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sx, sy, sz = (float(s) for s in spacing_um[:3])
-    zs = representative_sections(labels_xyz)
-    vmin, vmax = np.percentile(ri_xyz, [1, 99.8])
-    nx, ny, nz = ri_xyz.shape
-    with_xz = nz > 1  # a 2D section has no x-z view
-    fig, axes = plt.subplots(1, len(zs) + with_xz, figsize=(4 * (len(zs) + with_xz), 4.2), squeeze=False)
-    axes = axes[0]
-    for ax, z in zip(axes, zs):
-        ax.imshow(ri_xyz[:, :, z].T, cmap="gray", vmin=vmin, vmax=vmax, origin="lower", extent=(0, nx * sx, 0, ny * sy))
-        if labels_xyz[:, :, z].any():
-            ax.contour(
-                (labels_xyz[:, :, z] > 0).T.astype(float), levels=[0.5], colors="yellow", linewidths=1.2,
-                origin="lower", extent=(0, nx * sx, 0, ny * sy),
-            )
-        ax.set_title(f"x-y, z = {z * sz:.1f} um" if with_xz else "x-y section")  # one section: z says nothing
-        ax.set_xlabel("x (um)")
-        ax.set_ylabel("y (um)")
-    mask = labels_xyz > 0
-    if not with_xz:
-        fig.suptitle(title)
-        _savefig(fig, path)
-        plt.close(fig)
-        return
-    y = int(np.round(np.argwhere(mask)[:, 1].mean())) if mask.any() else ny // 2
-    ax = axes[-1]
-    ax.imshow(ri_xyz[:, y, :].T, cmap="gray", vmin=vmin, vmax=vmax, origin="lower", extent=(0, nx * sx, 0, nz * sz))
-    if mask[:, y, :].any():
-        ax.contour(mask[:, y, :].T.astype(float), levels=[0.5], colors="yellow", linewidths=1.2, origin="lower", extent=(0, nx * sx, 0, nz * sz))
-    ax.set_title(f"x-z, y = {y * sy:.1f} um")
-    ax.set_xlabel("x (um)")
-    ax.set_ylabel("z (um)")
-    fig.suptitle(title)
-    _savefig(fig, path)
-    plt.close(fig)
+    """x-y sections and an x-z section of RI in grey with the nucleus contour in yellow
+    (:func:`render_overlay` of :func:`overlay_sections`)."""
+    render_overlay(overlay_sections(ri_xyz, labels_xyz), spacing_um, path, title)
 
 
 def save_timecourse(rows: Sequence[dict], path: str | os.PathLike, title: str = "") -> None:
     """Nuclear volume and dry mass against time, one line per tracked nucleus."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_volume, ax_mass) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    ax_volume, ax_mass = fig.subplots(1, 2)
     for nucleus_id in sorted({int(r["nucleus_id"]) for r in rows}):
         mine = sorted((r for r in rows if int(r["nucleus_id"]) == nucleus_id), key=lambda r: r["time_s"])
         t_min = [float(r["time_s"]) / 60.0 for r in mine]
@@ -99,4 +119,3 @@ def save_timecourse(rows: Sequence[dict], path: str | os.PathLike, title: str = 
     fig.suptitle(title)
     fig.tight_layout()
     _savefig(fig, path)
-    plt.close(fig)

@@ -13,7 +13,9 @@ from torch.utils.data import IterableDataset
 
 from monai.data import MetaTensor
 
+from osnet_monai.inference.overlap import prefetch
 from osnet_monai.readers import InputError, file_stem, is_supported, open_frames, supported_suffixes
+from osnet_monai.readers.registry import format_of
 
 __all__ = ["list_inputs", "TomogramStream"]
 
@@ -57,6 +59,16 @@ def _name_clashes(paths: Sequence[str]) -> dict[str, str]:
     return clashes
 
 
+def _header_frames(path: str) -> int:
+    """Frames of ``path`` from its header where that reads no voxels (NIfTI, TCF), else 1."""
+    try:
+        if format_of(path) in ("nifti", "tcf"):
+            return open_frames(path).n_frames
+    except Exception:  # noqa: BLE001 - a bad file is reported when the stream reaches it
+        pass
+    return 1
+
+
 class TomogramStream(IterableDataset):
     """Yields one item per frame of every input: ``{"image": MetaTensor (X, Y, Z) RI, "ri": (X, Y, Z),
     "name", "path", "frame", "n_frames", "time_s"}`` passed through ``transform``.
@@ -64,13 +76,16 @@ class TomogramStream(IterableDataset):
     A file that cannot be read, or fails a check, or whose output name an earlier file already
     takes, is logged as one line naming it, recorded in :attr:`failures`, and skipped; the other
     files go on. Frames are read one at a time
-    (:func:`osnet_monai.readers.open_frames`), so memory does not grow with the number of frames.
+    (:func:`osnet_monai.readers.open_frames`), so memory does not grow with the number of frames;
+    with ``prefetch`` the next frame is read and preprocessed on a thread while the caller works
+    on the current one (:func:`osnet_monai.inference.overlap.prefetch`).
 
     Args:
         inputs: files or folders (see :func:`list_inputs`).
         transform: per-frame preprocessing.
         default_spacing_um: voxel size for files without one (plain TIFF).
         rank, world_size: take every ``world_size``-th file from ``rank`` (sharded inference).
+        prefetch: frames read ahead on a thread; 0 (default) reads each when it is asked for.
     """
 
     def __init__(
@@ -80,9 +95,13 @@ class TomogramStream(IterableDataset):
         default_spacing_um: Sequence[float] | None = None,
         rank: int = 0,
         world_size: int = 1,
+        prefetch: int = 0,
     ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}.")
+        if prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0, got {prefetch}.")
+        self.prefetch = int(prefetch)
         every_input = list_inputs(inputs)
         self.inputs = every_input[rank::world_size]
         self.name_clashes = _name_clashes(every_input)  # over all files, so ranks agree
@@ -90,10 +109,18 @@ class TomogramStream(IterableDataset):
         self.default_spacing_um = default_spacing_um
         self.failures: dict[str, str] = {}
         self.completed: list[str] = []
+        #: frames of each file opened so far, and of each file read (all of a completed one)
+        self.frame_counts: dict[str, int] = {}
+        self.frames_read: dict[str, int] = {}
+        self._header_counts: dict[str, int] | None = None
 
     def __iter__(self) -> Iterator[dict]:
+        return prefetch(self._items(), self.prefetch)
+
+    def _items(self) -> Iterator[dict]:
         self.failures.clear()
         self.completed.clear()
+        self.frames_read.clear()
         for path in self.inputs:
             if path in self.name_clashes:
                 self._fail(path, self.name_clashes[path])
@@ -111,6 +138,8 @@ class TomogramStream(IterableDataset):
 
     def _frames(self, path: str) -> Iterator[dict]:
         source = open_frames(path, self.default_spacing_um)
+        self.frame_counts[path] = source.n_frames
+        self.frames_read[path] = 0
         for t in range(source.n_frames):
             ri, meta = source.read(t)
             with warnings.catch_warnings():
@@ -131,8 +160,24 @@ class TomogramStream(IterableDataset):
             }
             if meta.get("medium_ri") is not None:
                 item["medium_ri"] = float(meta["medium_ri"])
-            yield self.transform(item) if self.transform is not None else item
+            item = self.transform(item) if self.transform is not None else item
+            self.frames_read[path] += 1
+            yield item
         self.completed.append(path)
+
+    def expected_frames(self) -> int:
+        """Frames this run will yield, as far as known now: each file's count once opened, before that
+        its header's (NIfTI, TCF; 1 for formats read whole), and for a refused file the frames it gave.
+        The total for a progress bar; exact once every file is opened."""
+        if self._header_counts is None:
+            self._header_counts = {path: _header_frames(path) for path in self.inputs}
+        total = 0
+        for path in self.inputs:
+            if path in self.failures:
+                total += self.frames_read.get(path, 0)
+            else:
+                total += self.frame_counts.get(path, self._header_counts[path])
+        return total
 
     def raise_if_failed(self) -> None:
         """Ends the run with a non-zero exit status when any input failed (after all were tried)."""

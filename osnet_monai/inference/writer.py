@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import torch
 
 from monai.utils import min_version, optional_import
 
-from osnet_monai.inference.figures import save_overlay, save_timecourse
+from osnet_monai.inference.figures import overlay_sections, render_overlay, save_timecourse
 from osnet_monai.inference.nifti_stream import StreamingNiftiWriter
+from osnet_monai.inference.overlap import BackgroundWorker
 from osnet_monai.readers import format_medium_tag
 from osnet_monai.measurements import (
     MEASUREMENT_COLUMNS,
@@ -60,7 +62,7 @@ class _OpenTomogram:
     previous_labels: np.ndarray | None = None
     next_id: int = 1
     frames_done: int = 0
-    overlay: tuple | None = None
+    overlay: dict | None = None  # the overlay figure's sections (figures.overlay_sections), not whole frames
 
 
 class TomogramWriter:
@@ -74,9 +76,13 @@ class TomogramWriter:
     file with one section stays (X, Y, 1) with the 3D measurements.
 
     Attach to the inference evaluator (``val_handlers``); items come from
-    :class:`osnet_monai.inference.TomogramStream` after postprocessing, with ``pred`` the binary mask
-    on the input's own grid ``(1, X, Y, Z)``. Every file is written under a temporary name and
-    renamed when complete; the outputs of a file that fails part-way are discarded.
+    :class:`osnet_monai.inference.TomogramStream`, with ``pred`` the network's output, which
+    ``postprocessing`` turns into the binary mask on the input's own grid ``(1, X, Y, Z)`` (without
+    ``postprocessing``, the evaluator's own must have done so). With ``workers=1`` postprocessing,
+    measuring and writing run on a thread while the evaluator segments the next frame
+    (:class:`osnet_monai.inference.overlap.BackgroundWorker`); the outputs are the same as with 0.
+    Every file is written under a temporary name and renamed when complete; the outputs of a file
+    that fails part-way are discarded.
 
     Args:
         output_dir: folder for the outputs.
@@ -86,6 +92,12 @@ class TomogramWriter:
         pred_key, prob_key: postprocessing keys of the mask and of the probability.
         stream: the :class:`TomogramStream`; a file whose outputs cannot be written is recorded in
             its ``failures`` (so the run exits non-zero) and the other files go on.
+        postprocessing: applied to each frame before it is written (inference.json's ``postprocessing``).
+        workers: 0 exports each frame in the evaluator's loop, 1 on a thread behind it. Frames of a
+            series are tracked in order, so one thread is the most; more cores serve more files
+            (sharded over processes with torchrun).
+        on_frame: callables given ``(item, written)`` after each frame is exported (``written``
+            False when its file was refused), e.g. a progress bar; on the export thread with ``workers=1``.
     """
 
     def __init__(
@@ -97,7 +109,12 @@ class TomogramWriter:
         pred_key: str = "pred",
         prob_key: str = "prob",
         stream=None,
+        postprocessing: Callable[[dict], dict] | None = None,
+        workers: int = 0,
+        on_frame: Sequence[Callable[[dict, bool], None]] = (),
     ) -> None:
+        if workers not in (0, 1):
+            raise ValueError(f"workers must be 0 (export in the evaluator's loop) or 1 (on a thread), got {workers}.")
         self.output_dir = Path(output_dir)
         self.save_prob = save_prob
         self.refractive_increment = refractive_increment_ml_per_g
@@ -105,25 +122,51 @@ class TomogramWriter:
         self.pred_key = pred_key
         self.prob_key = prob_key
         self.stream = stream
+        self.postprocessing = postprocessing
+        self.workers = workers
+        self.on_frame = list(on_frame)
         self.written: list[str] = []
         self._open: _OpenTomogram | None = None
         self._failed_path: str | None = None
+        self._worker: BackgroundWorker | None = None
 
     def attach(self, engine) -> None:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
-        engine.add_event_handler(Events.COMPLETED, self.close_current)
+        engine.add_event_handler(Events.COMPLETED, self.finish)
         engine.add_event_handler(Events.EXCEPTION_RAISED, self.discard_current)
 
     def __call__(self, engine) -> None:
-        # postprocessing leaves the input's keys (path, frame, ri, ...) in the batch, new ones in the output
+        # the stream's keys (path, frame, ri, ...) are in the batch, the network's in the output
         for batch_item, output_item in zip(engine.state.batch, engine.state.output):
-            path = str(batch_item["path"])
-            if path == self._failed_path:
-                continue
+            self.submit({**batch_item, **output_item})
+
+    def submit(self, item: dict) -> None:
+        """Exports one frame: now (``workers=0``) or on the export thread once it is free."""
+        if self.workers == 0:
+            self.export_frame(item)
+            return
+        if self._worker is None:
+            self._worker = BackgroundWorker(self.export_frame)
+        self._worker.submit(item)
+
+    def drain(self) -> None:
+        """Waits until every submitted frame is exported; raises what the export thread raised."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
+
+    def export_frame(self, item: dict) -> None:
+        """Postprocesses and writes one frame; a failure refuses its file (one line) and the others go on."""
+        path = str(item["path"])
+        written = False
+        if path != self._failed_path:
             try:
-                self.write_frame({**batch_item, **output_item})
+                self.write_frame(self.postprocessing(item) if self.postprocessing is not None else item)
+                written = True
             except Exception as err:  # noqa: BLE001 - one file's outputs failing must not stop the others
                 self._fail(path, err)
+        for callback in self.on_frame:
+            callback(item, written)
 
     def _fail(self, path: str, err: Exception) -> None:
         self._failed_path = path
@@ -166,7 +209,7 @@ class TomogramWriter:
         for row in rows:
             current.rows.append({"frame": frame, "time_s": time_s, **row})
         if self.save_figures and current.overlay is None and (labels.any() or frame == current.n_frames - 1):
-            current.overlay = (ri.copy(), labels.copy(), frame)
+            current.overlay = {**overlay_sections(ri, labels), "frame": frame}
         current.frames_done += 1
         if current.frames_done == current.n_frames:
             self._open = current
@@ -195,6 +238,11 @@ class TomogramWriter:
             prob = StreamingNiftiWriter(self.output_dir / f"{name}_prob.nii.gz", frame_shape, n_frames, affine, np.float32, time_step, descrip)
         return _OpenTomogram(str(item["path"]), name, n_frames, spacing, section_2d, mask, prob)  # type: ignore[arg-type]
 
+    def finish(self, engine=None) -> None:
+        """The end of a run: waits for the export thread, then closes the last tomogram."""
+        self.drain()
+        self.close_current()
+
     def close_current(self, engine=None) -> None:
         """Finishes the current tomogram, or discards its outputs when it stopped part-way."""
         current = self._open
@@ -220,9 +268,10 @@ class TomogramWriter:
         outputs.append(Path(measurements_to_csv(current.rows, f"{stem}_measurements.csv", columns)))
         if self.save_figures:
             if current.overlay is not None:
-                ri, labels, frame = current.overlay
+                sections = dict(current.overlay)
+                frame = sections.pop("frame")
                 title = f"{current.name}" + (f", frame {frame}" if current.n_frames > 1 else "")
-                save_overlay(ri, labels, current.spacing, f"{stem}_overlay.png", title)
+                render_overlay(sections, current.spacing, f"{stem}_overlay.png", title)
                 outputs.append(Path(f"{stem}_overlay.png"))
             if current.n_frames > 1:
                 save_timecourse(current.rows, f"{stem}_timecourse.png", current.name)
@@ -231,6 +280,13 @@ class TomogramWriter:
         logger.info(f"{current.path}: wrote {', '.join(p.name for p in outputs)}")
 
     def discard_current(self, engine=None, error: Exception | None = None) -> None:
+        """Drops the current tomogram's outputs (the evaluator failed); re-raises ``error``."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            try:
+                worker.close()
+            except Exception:  # noqa: BLE001 - the evaluator's error is the one to raise
+                pass
         current, self._open = self._open, None
         if current is not None:
             self._discard(current)

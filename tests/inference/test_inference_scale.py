@@ -16,9 +16,11 @@ from conftest import REPO_ROOT
 
 SPACING = (0.15, 0.15, 0.3)
 
-def test_4d_series_streams_one_frame_at_a_time(tmp_path, untrained_checkpoint, monkeypatch):
-    """Bounded memory by construction: frame t+1 is read only after frame t is written, so a series
-    never has more than one frame in flight (peak RSS against frame count: scripts/benchmark.py)."""
+def test_4d_series_streams_with_a_fixed_number_of_frames_in_flight(tmp_path, untrained_checkpoint, monkeypatch):
+    """Bounded memory by construction: serially frame t+1 is read only after frame t is written;
+    overlapped (inference.json's default: reading one frame ahead, exporting on a thread) at most
+    three frames are between read and written, however long the series, and the outputs are the
+    same (peak RSS against frame count: scripts/benchmark.py)."""
     from osnet_monai.inference import stream as stream_module
     from osnet_monai.inference import writer as writer_module
     from osnet_monai.inference.cli import segment
@@ -45,11 +47,21 @@ def test_4d_series_streams_one_frame_at_a_time(tmp_path, untrained_checkpoint, m
 
     monkeypatch.setattr(stream_module, "open_frames", logging_open_frames)
     monkeypatch.setattr(writer_module.TomogramWriter, "write_frame", logged_write)
-    field = render_field(PRESETS["hx1"].replace(name="m", field_shape=(96, 80, 24)), seed=1, frames=5)
+    field = render_field(PRESETS["hx1"].replace(name="m", field_shape=(96, 80, 24)), seed=1, frames=6)
     image = write_nifti(tmp_path / "series.nii.gz", field.image, SPACING, time_step_s=60.0)
-    assert segment([str(image)], tmp_path / "out", ckpt_path=str(untrained_checkpoint), save_figures=False) == 0
-    assert events == [(kind, t) for t in range(5) for kind in ("read", "written")]
-    assert nib.load(tmp_path / "out" / "series_nucleus.nii.gz").shape == field.image.shape
+    common = dict(ckpt_path=str(untrained_checkpoint), save_figures=False)
+    assert segment([str(image)], tmp_path / "serial", export_workers=0, prefetch_frames=0, **common) == 0
+    assert events == [(kind, t) for t in range(6) for kind in ("read", "written")]
+    events.clear()
+    assert segment([str(image)], tmp_path / "overlap", **common) == 0
+    assert [e for e in events if e[0] == "written"] == [("written", t) for t in range(6)]
+    in_flight = np.cumsum([1 if kind == "read" else -1 for kind, _ in events])
+    assert in_flight.max() <= 3 and in_flight[-1] == 0
+    assert in_flight.max() > 1  # reading ran ahead of writing: the stages did overlap
+    serial, overlapped = (np.asarray(nib.load(tmp_path / out / "series_nucleus.nii.gz").dataobj) for out in ("serial", "overlap"))
+    assert serial.shape == field.image.shape
+    np.testing.assert_array_equal(serial, overlapped)
+    assert (tmp_path / "serial" / "series_measurements.csv").read_text() == (tmp_path / "overlap" / "series_measurements.csv").read_text()
 
 
 @pytest.mark.slow
