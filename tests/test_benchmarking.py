@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import BUNDLE_CONFIGS, REPO_ROOT
+from helpers import BUNDLE_CONFIGS, REPO_ROOT
 from osnet_monai import benchmarking
 from osnet_monai.benchmark_report import product_row, render_report, window_row, write_report
 

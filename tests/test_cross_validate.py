@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 
 def load_script():

@@ -1,5 +1,5 @@
 """Segmenting tomograms: the frame stream, postprocessing, the output writer (overlapped with the network),
-test-time augmentation, pictures, the progress bar."""
+test-time augmentation, pictures, the run report, the progress bar."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from osnet_monai.inference.postprocessing import (
     InvertSectionSpacingd,
 )
 from osnet_monai.inference.progress import JobProgress
+from osnet_monai.inference.report import RunReport, write_report
 from osnet_monai.inference.stream import TomogramStream, list_inputs
 from osnet_monai.inference.wrappers import FlipTTA, FrozenForInference, SkipEmptyWindows, wrap_for_inference
-from osnet_monai.inference.writer import TomogramWriter
+from osnet_monai.inference.writer import OUTPUT_FORMATS, TomogramWriter
 
 __all__ = [
     "BackgroundWorker",
@@ -29,6 +30,9 @@ __all__ = [
     "CroppedRemoveSmallObjectsd",
     "InvertSectionSpacingd",
     "JobProgress",
+    "OUTPUT_FORMATS",
+    "RunReport",
+    "write_report",
     "prefetch",
     "FlipTTA",
     "FrozenForInference",

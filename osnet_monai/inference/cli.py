@@ -10,6 +10,8 @@ import time
 import warnings
 from pathlib import Path
 
+from osnet_monai.inference.writer import OUTPUT_FORMATS
+
 __all__ = ["bundle_dir", "segment", "add_arguments", "run", "add_demo_arguments", "run_demo"]
 
 
@@ -98,6 +100,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-prob", action="store_true", help="also write NAME_prob.nii.gz")
     parser.add_argument("--no-figures", action="store_true", help="skip NAME_overlay.png and NAME_timecourse.png")
     parser.add_argument(
+        "--format", choices=OUTPUT_FORMATS, default=None, dest="output_format",
+        help="labels as NAME_nucleus.nii.gz and NAME_cell.nii.gz (nifti, default) or in NAME.ome.zarr with the RI (ome-zarr)",
+    )
+    parser.add_argument("--no-report", action="store_true", help="skip report.html and run.json")
+    parser.add_argument(
         "--threshold", type=float, default=None,
         help="probability threshold (default: the model card's, MODEL.json beside the checkpoint, else 0.5)",
     )
@@ -114,6 +121,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         "tta": True if args.tta else None,
         "save_prob": True if args.save_prob else None,
         "save_figures": False if args.no_figures else None,
+        "output_format": args.output_format,
+        "save_report": False if args.no_report else None,
         "threshold": args.threshold,
         "default_spacing_um": list(args.spacing) if args.spacing else None,
     }

@@ -100,22 +100,40 @@ def save_overlay(
 
 
 def save_timecourse(rows: Sequence[dict], path: str | os.PathLike, title: str = "") -> None:
-    """Nuclear volume and dry mass against time, one line per tracked nucleus."""
+    """Nuclear volume and dry mass against time, one line per track; a division (a track whose
+    ``parent_id`` is set) is drawn as a dotted line from the mother's last point to the daughter's first,
+    with a diamond where the daughter starts. 2D rows (area, dry mass per um) are drawn the same way."""
     from matplotlib.figure import Figure
 
+    size_key, mass_key = ("area_um2", "dry_mass_pg_per_um") if rows and "area_um2" in rows[0] else ("volume_um3", "dry_mass_pg")
     fig = Figure(figsize=(10, 3.8))
     ax_volume, ax_mass = fig.subplots(1, 2)
-    for nucleus_id in sorted({int(r["nucleus_id"]) for r in rows}):
-        mine = sorted((r for r in rows if int(r["nucleus_id"]) == nucleus_id), key=lambda r: r["time_s"])
+    tracks: dict[int, list[dict]] = {}
+    for r in rows:
+        tracks.setdefault(int(r["nucleus_id"]), []).append(r)
+    colours = {}
+    for track_id, mine in sorted(tracks.items()):
+        mine.sort(key=lambda r: r["time_s"])
         t_min = [float(r["time_s"]) / 60.0 for r in mine]
-        ax_volume.plot(t_min, [r["volume_um3"] for r in mine], "o-", label=f"nucleus {nucleus_id}")
-        ax_mass.plot(t_min, [r["dry_mass_pg"] for r in mine], "o-", label=f"nucleus {nucleus_id}")
+        for ax, key in ((ax_volume, size_key), (ax_mass, mass_key)):
+            (line,) = ax.plot(t_min, [r[key] for r in mine], "o-", ms=3, label=f"track {track_id}")
+            colours[track_id] = line.get_color()
+    divisions = 0
+    for track_id, mine in tracks.items():
+        parent = int(mine[0].get("parent_id") or 0)
+        if parent not in tracks:
+            continue
+        divisions += 1
+        last, first = max(tracks[parent], key=lambda r: r["time_s"]), mine[0]
+        for ax, key in ((ax_volume, size_key), (ax_mass, mass_key)):
+            ax.plot([float(last["time_s"]) / 60.0, float(first["time_s"]) / 60.0], [last[key], first[key]], ":", color=colours[track_id])
+            ax.plot(float(first["time_s"]) / 60.0, first[key], "D", color=colours[track_id], ms=6)
     ax_volume.set_xlabel("time (min)")
-    ax_volume.set_ylabel("nuclear volume (um^3)")
+    ax_volume.set_ylabel("nuclear area (um^2)" if size_key == "area_um2" else "nuclear volume (um^3)")
     ax_mass.set_xlabel("time (min)")
-    ax_mass.set_ylabel("nuclear dry mass (pg)")
-    if rows:
+    ax_mass.set_ylabel("dry mass per um (pg/um)" if size_key == "area_um2" else "nuclear dry mass (pg)")
+    if rows and len(tracks) <= 12:  # a legend of more tracks hides the curves
         ax_volume.legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(title + (f" ({divisions} division{'s' if divisions != 1 else ''}: dotted, diamond)" if divisions else ""))
     fig.tight_layout()
     _savefig(fig, path)

@@ -135,7 +135,8 @@ class CroppedRemoveSmallObjects(RemoveSmallObjects):
         min_size = self.min_size
         if self.by_measure:
             spacing = img.pixdim if isinstance(img, MetaTensor) else ensure_tuple_rep(pixdim, img_np.ndim - 1)
-            voxel = np.prod(np.array(spacing))
+            # pixdim is a tensor: numpy's array() on it warns (its __array__ takes no copy keyword)
+            voxel = float(np.prod([float(s) for s in spacing]))
             min_size = np.ceil(min_size / (voxel if voxel != 0 else 1))
         keep = img_np[0] != 0
         box = foreground_box(keep)

@@ -15,21 +15,31 @@ from monai.utils import min_version, optional_import
 
 from osnet_monai.inference.figures import overlay_sections, render_overlay, save_timecourse
 from osnet_monai.inference.nifti_stream import StreamingNiftiWriter
+from osnet_monai.inference.omezarr import OME_ZARR_MISSING, StreamingOmeZarrWriter, ome_zarr_available
 from osnet_monai.inference.overlap import BackgroundWorker
+from osnet_monai.inference.quality import QualityRecord
 from osnet_monai.readers import format_medium_tag
 from osnet_monai.measurements import (
     MEASUREMENT_COLUMNS,
     MEASUREMENT_COLUMNS_2D,
+    NucleusTracker,
+    cell_mask_from_ri,
+    label_cells,
     label_nuclei,
     measure_nuclei,
     measure_sections_2d,
     measurements_to_csv,
-    track_nuclei,
+    tracks_to_csv,
 )
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
-__all__ = ["TomogramWriter"]
+__all__ = ["OUTPUT_FORMATS", "TomogramWriter"]
+
+#: where the nucleus and cell labels go: NIfTI files beside the input's name, or one OME-Zarr store
+OUTPUT_FORMATS = ("nifti", "ome-zarr")
+#: ids are track ids, which grow with divisions and gaps over a series: uint16 holds 65,535
+LABEL_DTYPE = np.uint16
 
 logger = logging.getLogger(__name__)
 
@@ -56,19 +66,24 @@ class _OpenTomogram:
     n_frames: int
     spacing: tuple[float, float, float]
     section_2d: bool  # a 2D input file: outputs (X, Y), 2D measurements
-    mask: StreamingNiftiWriter
+    labels: list  # the labels' writers: NIfTI nucleus and cell, or the one OME-Zarr store
     prob: StreamingNiftiWriter | None
+    tracker: NucleusTracker
+    quality: QualityRecord
     rows: list = field(default_factory=list)
-    previous_labels: np.ndarray | None = None
-    next_id: int = 1
     frames_done: int = 0
     overlay: dict | None = None  # the overlay figure's sections (figures.overlay_sections), not whole frames
 
 
 class TomogramWriter:
-    """Writes, for each input ``NAME``: ``NAME_nucleus.nii.gz`` (uint8, 0 background, each nucleus its
-    own id kept across frames), optionally ``NAME_prob.nii.gz``, ``NAME_measurements.csv`` (one row
-    per nucleus per frame), ``NAME_overlay.png`` and, for a series, ``NAME_timecourse.png``.
+    """Writes, for each input ``NAME``: ``NAME_nucleus.nii.gz`` (uint16, 0 background, each nucleus its
+    own id: touching nuclei separated, over a series the track id), ``NAME_cell.nii.gz`` (each cell
+    with its nucleus's id), optionally ``NAME_prob.nii.gz``, ``NAME_measurements.csv`` (one row per
+    nucleus per frame, with its cell and its parent track), ``NAME_quality.json`` (per-frame facts for
+    the run report's flags), ``NAME_overlay.png`` and, for a series, ``NAME_tracks.csv`` (the lineage
+    in Cell Tracking Challenge columns, divisions included) and ``NAME_timecourse.png``. With
+    ``output_format="ome-zarr"`` the RI and both label images go into ``NAME.ome.zarr`` instead of the
+    two NIfTI label files.
 
     A 2D input (one x-y section; the reader's meta ``input_ndim`` is 2) gets 2D masks of its own
     (X, Y) shape and affine, and the 2D measurements (:data:`MEASUREMENT_COLUMNS_2D`: area,
@@ -98,6 +113,14 @@ class TomogramWriter:
             (sharded over processes with torchrun).
         on_frame: callables given ``(item, written)`` after each frame is exported (``written``
             False when its file was refused), e.g. a progress bar; on the export thread with ``workers=1``.
+        output_format: one of :data:`OUTPUT_FORMATS`.
+        tracker_args: keyword arguments of :class:`~osnet_monai.measurements.NucleusTracker`
+            (distances in um, gap frames).
+        min_nucleus_volume_um3: smallest nucleus (um^3): smaller components are dropped and smaller parts
+            of touching nuclei are not split off (3D inputs; a 2D section's z spacing is a placeholder).
+
+    Raises:
+        ImportError: ``output_format="ome-zarr"`` without the ome-zarr extra (one line saying how to install it).
     """
 
     def __init__(
@@ -112,9 +135,19 @@ class TomogramWriter:
         postprocessing: Callable[[dict], dict] | None = None,
         workers: int = 0,
         on_frame: Sequence[Callable[[dict, bool], None]] = (),
+        output_format: str = "nifti",
+        tracker_args: dict | None = None,
+        min_nucleus_volume_um3: float = 0.0,
     ) -> None:
         if workers not in (0, 1):
             raise ValueError(f"workers must be 0 (export in the evaluator's loop) or 1 (on a thread), got {workers}.")
+        if output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}.")
+        if output_format == "ome-zarr" and not ome_zarr_available():
+            raise ImportError(OME_ZARR_MISSING)
+        self.output_format = output_format
+        self.min_nucleus_volume_um3 = float(min_nucleus_volume_um3)
+        self.tracker_args = dict(tracker_args or {})
         self.output_dir = Path(output_dir)
         self.save_prob = save_prob
         self.refractive_increment = refractive_increment_ml_per_g
@@ -187,27 +220,35 @@ class TomogramWriter:
             self._open = self._start(item)
         current = self._open
         mask = _numpy(item[self.pred_key])[0] > 0.5
-        labels = label_nuclei(mask, 0.0, current.spacing)
-        if current.previous_labels is not None:
-            labels = track_nuclei(current.previous_labels, labels, current.spacing, next_id=current.next_id)
-        current.next_id = max(current.next_id, int(labels.max()) + 1)
-        current.previous_labels = labels
-        # a 2D input's frame is its one section: the z axis the reader added is not written
-        z = 0 if current.section_2d else slice(None)
-        current.mask.write(self._mask_dtype(labels)[:, :, z])
-        if current.prob is not None:
-            current.prob.write(_numpy(item[self.prob_key])[0, :, :, z].astype(np.float32))
         ri = _numpy(item["ri"])
         medium = float(_numpy(item["medium_ri"]))
         frame, time_s = int(item["frame"]), float(item["time_s"])
+        # touching nuclei part here (a part under the minimum volume stays with its neighbour), then get track ids
+        min_volume = 0.0 if current.section_2d else self.min_nucleus_volume_um3
+        labels = self._check_ids(current.tracker(label_nuclei(mask, min_volume, current.spacing)))
+        cells = label_cells(cell_mask_from_ri(ri, medium, current.spacing), labels, current.spacing)
+        prob = _numpy(item[self.prob_key])[0] if self.prob_key in item else None
+        current.quality.add_frame(frame, labels, prob, ri, medium)
+        # a 2D input's frame is its one section: the z axis the reader added is not written
+        z = 0 if current.section_2d else slice(None)
+        if self.output_format == "ome-zarr":
+            current.labels[0].write(ri[:, :, z], labels[:, :, z], cells[:, :, z])
+        else:
+            current.labels[0].write(labels[:, :, z].astype(LABEL_DTYPE))
+            current.labels[1].write(cells[:, :, z].astype(LABEL_DTYPE))
+        if current.prob is not None and prob is not None:
+            current.prob.write(prob[:, :, z].astype(np.float32))
         if current.section_2d:
             rows = measure_sections_2d(
                 labels[:, :, 0], ri[:, :, 0], current.spacing[:2], medium, refractive_increment_ml_per_g=self.refractive_increment
             )
         else:
-            rows = measure_nuclei(labels, ri, current.spacing, medium, refractive_increment_ml_per_g=self.refractive_increment)
+            rows = measure_nuclei(
+                labels, ri, current.spacing, medium, refractive_increment_ml_per_g=self.refractive_increment, cell_labels_xyz=cells
+            )
         for row in rows:
-            current.rows.append({"frame": frame, "time_s": time_s, **row})
+            parent = current.tracker.parent_of(row["nucleus_id"])
+            current.rows.append({"frame": frame, "time_s": time_s, **row, "parent_id": parent})
         if self.save_figures and current.overlay is None and (labels.any() or frame == current.n_frames - 1):
             current.overlay = {**overlay_sections(ri, labels), "frame": frame}
         current.frames_done += 1
@@ -215,10 +256,11 @@ class TomogramWriter:
             self._open = current
             self.close_current()
 
-    def _mask_dtype(self, labels: np.ndarray) -> np.ndarray:
-        if labels.max() > 255:
-            raise ValueError(f"{self._open.path}: more than 255 nuclei do not fit the uint8 mask.")  # type: ignore[union-attr]
-        return labels.astype(np.uint8)
+    def _check_ids(self, labels: np.ndarray) -> np.ndarray:
+        limit = np.iinfo(LABEL_DTYPE).max if self.output_format == "nifti" else 255  # OME-Zarr labels are uint8
+        if labels.max(initial=0) > limit:
+            raise ValueError(f"{self._open.path}: track ids above {limit} do not fit the label file.")  # type: ignore[union-attr]
+        return labels
 
     def _start(self, item: dict) -> _OpenTomogram:
         affine = _numpy(item[self.pred_key].affine)  # pred is back on the input's grid (Invertd)
@@ -231,12 +273,24 @@ class TomogramWriter:
         spacing = tuple(float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
         name = str(item["name"])
         time_step = float(item.get("time_step_s") or 0.0) or None
-        descrip = format_medium_tag(float(_numpy(item["medium_ri"])))
-        mask = StreamingNiftiWriter(self.output_dir / f"{name}_nucleus.nii.gz", frame_shape, n_frames, affine, np.uint8, time_step, descrip)
+        medium = float(_numpy(item["medium_ri"]))
+        descrip = format_medium_tag(medium)
+        if self.output_format == "ome-zarr":
+            labels = [StreamingOmeZarrWriter(
+                self.output_dir / f"{name}.ome.zarr", frame_shape, n_frames, spacing[: len(frame_shape)], time_step,
+                label_names=("nucleus", "cell"), name=name, attributes={"medium_ri": medium, "source": str(item["path"])},
+            )]
+        else:
+            labels = [
+                StreamingNiftiWriter(self.output_dir / f"{name}_{kind}.nii.gz", frame_shape, n_frames, affine, LABEL_DTYPE, time_step, descrip)
+                for kind in ("nucleus", "cell")
+            ]
         prob = None
         if self.save_prob:
             prob = StreamingNiftiWriter(self.output_dir / f"{name}_prob.nii.gz", frame_shape, n_frames, affine, np.float32, time_step, descrip)
-        return _OpenTomogram(str(item["path"]), name, n_frames, spacing, section_2d, mask, prob)  # type: ignore[arg-type]
+        tracker = NucleusTracker(spacing, **self.tracker_args)
+        quality = QualityRecord(str(item["path"]), name, n_frames, spacing)
+        return _OpenTomogram(str(item["path"]), name, n_frames, spacing, section_2d, labels, prob, tracker, quality)  # type: ignore[arg-type]
 
     def finish(self, engine=None) -> None:
         """The end of a run: waits for the export thread, then closes the last tomogram."""
@@ -260,12 +314,15 @@ class TomogramWriter:
             self._open = None
 
     def _finish(self, current: _OpenTomogram) -> None:
-        outputs = [current.mask.close()]
+        outputs = [Path(writer.close()) for writer in current.labels]
         if current.prob is not None:
             outputs.append(current.prob.close())
         stem = self.output_dir / current.name
         columns = MEASUREMENT_COLUMNS_2D if current.section_2d else MEASUREMENT_COLUMNS
         outputs.append(Path(measurements_to_csv(current.rows, f"{stem}_measurements.csv", columns)))
+        if current.n_frames > 1:
+            outputs.append(Path(tracks_to_csv(current.tracker.tracks, f"{stem}_tracks.csv")))
+        outputs.append(current.quality.save(f"{stem}_quality.json"))
         if self.save_figures:
             if current.overlay is not None:
                 sections = dict(current.overlay)
@@ -294,10 +351,11 @@ class TomogramWriter:
             raise error
 
     def _discard(self, current: _OpenTomogram) -> None:
-        current.mask.discard()
+        for writer in current.labels:
+            writer.discard()
         if current.prob is not None:
             current.prob.discard()
         stem = self.output_dir / current.name
-        for suffix in ("_measurements.csv", "_overlay.png", "_timecourse.png"):
+        for suffix in ("_measurements.csv", "_tracks.csv", "_quality.json", "_overlay.png", "_timecourse.png"):
             Path(f"{stem}{suffix}").unlink(missing_ok=True)
         logger.warning(f"{current.path}: stopped after {current.frames_done} of {current.n_frames} frames; no outputs kept.")

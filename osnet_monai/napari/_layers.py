@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from osnet_monai.readers import file_stem, format_medium_tag, is_supported, open_frames, parse_medium_ri
+from osnet_monai.readers import file_stem, format_medium_tag, is_supported, open_frames
 
 __all__ = [
     "LayerData",
@@ -35,12 +35,6 @@ def to_napari(frame_xyz: np.ndarray, is_2d: bool) -> np.ndarray:
     """One frame (X, Y, Z) in napari order: (Z, Y, X), or (Y, X) for a 2D section."""
     frame = np.asarray(frame_xyz).T
     return frame[0] if is_2d else frame
-
-
-def _from_napari(frame: np.ndarray, is_2d: bool) -> np.ndarray:
-    """The inverse of :func:`to_napari`: (Z, Y, X) or (Y, X) -> (X, Y, Z)."""
-    frame = np.asarray(frame)
-    return (frame[None] if is_2d else frame).T
 
 
 def read_tomogram(path: str | os.PathLike) -> list[LayerData]:
@@ -228,7 +222,6 @@ def segment_image(
     import nibabel as nib
 
     from osnet_monai.inference.cli import segment
-    from osnet_monai.measurements import cell_mask_from_ri, label_cells
 
     info = dict((metadata or {}).get(META_KEY) or {})
     info.setdefault("name", name)
@@ -245,19 +238,10 @@ def segment_image(
         raise RuntimeError(_failure(out, path))
     mask_image = nib.load(mask_path)
     nuclei = _as_napari(np.asarray(mask_image.dataobj), np.shape(data))
-    medium = parse_medium_ri([mask_image.header["descrip"]])
+    # the engine's own cells (one per nucleus, the ids the measurements use): the same as the CLI's
+    cells = _as_napari(np.asarray(nib.load(out / f"{stem}_cell.nii.gz").dataobj), np.shape(data))
     spacing = [float(s) for s in np.sqrt((mask_image.affine[:3, :3] ** 2).sum(axis=0))]  # (x, y, z), also for a 2D mask
-    # the cells as the measurements define them: the RI's cell mask, one watershed region per nucleus
-    cells = np.zeros(nuclei.shape, dtype=np.uint16)
     series = np.ndim(data) == (3 if is_2d else 4)
-    for t in range(nuclei.shape[0] if series else 1):
-        ri = _from_napari(np.asarray(data[t] if series else data, dtype=np.float32), is_2d)
-        mask = cell_mask_from_ri(ri, medium, spacing) if medium is not None else np.zeros(ri.shape, bool)
-        frame_cells = to_napari(label_cells(mask, _from_napari(nuclei[t] if series else nuclei, is_2d), spacing), is_2d)
-        if series:
-            cells[t] = frame_cells
-        else:
-            cells[...] = frame_cells
     columns, rows = _read_rows(out / f"{stem}_measurements.csv")
     tracks, graph = tracks_from_rows(rows, spacing, is_2d) if series and rows else (None, {})
     return Segmentation(stem, nuclei, cells, columns, rows, tracks, graph, out)

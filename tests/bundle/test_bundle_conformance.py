@@ -14,7 +14,7 @@ import osnet_monai
 from osnet_monai.networks import OSNet
 from osnet_monai.phantoms import PRESETS, render_field, write_nifti
 
-from conftest import BUNDLE_CONFIGS, REPO_ROOT
+from helpers import BUNDLE_CONFIGS, REPO_ROOT
 
 SCHEMA = REPO_ROOT / "tests" / "fixtures" / "meta_schema.json"  # the Model Zoo schema, kept offline
 META = str(BUNDLE_CONFIGS / "metadata.json")

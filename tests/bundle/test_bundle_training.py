@@ -12,7 +12,7 @@ import torch
 
 from monai.bundle import ConfigWorkflow
 
-from conftest import BUNDLE_CONFIGS, REPO_ROOT
+from helpers import BUNDLE_CONFIGS, REPO_ROOT
 
 TRAIN = str(BUNDLE_CONFIGS / "train.json")
 TINY = {"val_interval": 1, "batch_size": 4, "roi_size": [64, 64], "num_workers": 0}

@@ -18,7 +18,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO_ROOT, write_ellipsoid_dataset
+from helpers import REPO_ROOT, write_ellipsoid_dataset
 from osnet_monai.handlers import save_atomically  # imported here, so the forked writer starts at once
 
 EPOCHS, ITERATIONS = 2, 2
@@ -101,11 +101,14 @@ def test_checkpoint_survives_sigkill_during_the_write(tmp_path, delay_s):
     """``save_atomically`` killed at some moment of a write loop: the file is always one whole
     checkpoint (the previous one or the new one)."""
     path = tmp_path / "checkpoint_last.pt"
-    writer = multiprocessing.get_context("fork").Process(target=_write_forever, args=(str(path),))
+    # spawn, not fork: a forked child of this threaded process can deadlock in torch.save and never write
+    writer = multiprocessing.get_context("spawn").Process(target=_write_forever, args=(str(path),))
     writer.start()
     try:
-        while not path.is_file() and writer.is_alive():
+        deadline = time.monotonic() + 120
+        while not path.is_file() and writer.is_alive() and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert path.is_file(), f"the writer wrote nothing in 120 s (alive: {writer.is_alive()})"
         time.sleep(delay_s)
         os.kill(writer.pid, signal.SIGKILL)
     finally:

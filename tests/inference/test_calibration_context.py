@@ -30,7 +30,7 @@ from osnet_monai.inference import ContextSliceInferer
 from osnet_monai.model_card import inference_settings, model_card_path, read_model_card, write_model_card
 from osnet_monai.networks import OSNet
 
-from conftest import BUNDLE_CONFIGS, REPO_ROOT
+from helpers import BUNDLE_CONFIGS, REPO_ROOT
 
 SPACING = (0.15, 0.15, 0.3)
 

@@ -19,7 +19,7 @@ from osnet_monai.inference.cli import segment
 from osnet_monai.networks import OSNet
 from osnet_monai.phantoms import PRESETS, render_field, write_nifti, write_tcf
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 SPACING = (0.15, 0.15, 0.3)
 SMALL = PRESETS["hx1"].replace(name="test_small", field_shape=(96, 80, 24))
@@ -85,12 +85,19 @@ def test_every_format_segmented_on_its_own_grid(inputs, segmented, name):
     stem = Path(path).name.split(".")[0]
     mask = nib.load(out / f"{stem}_nucleus.nii.gz")
     assert mask.shape == shape
-    assert mask.get_data_dtype() == np.uint8
+    assert mask.get_data_dtype() == np.uint16
+    cells = nib.load(out / f"{stem}_cell.nii.gz")
+    assert cells.shape == shape and np.allclose(cells.affine, mask.affine)
+    # every nucleus lies in its own cell: the cell label under a nucleus is the nucleus's id
+    nuclei, cell_ids = np.asarray(mask.dataobj), np.asarray(cells.dataobj)
+    assert np.array_equal(cell_ids[nuclei > 0], nuclei[nuclei > 0])
     np.testing.assert_allclose(np.abs(np.diag(mask.affine))[:3], SPACING, rtol=1e-5)
     prob = nib.load(out / f"{stem}_prob.nii.gz").get_fdata()
     assert prob.shape == shape and 0.0 <= prob.min() and prob.max() <= 1.0
     assert (out / f"{stem}_measurements.csv").is_file() and (out / f"{stem}_overlay.png").is_file()
     assert (out / f"{stem}_timecourse.png").is_file() == (len(shape) == 4)
+    assert (out / f"{stem}_tracks.csv").is_file() == (len(shape) == 4)
+    assert (out / f"{stem}_quality.json").is_file()
 
 
 @pytest.mark.slow
@@ -171,7 +178,7 @@ def test_bad_inputs_reported_and_others_processed(tmp_path, untrained_checkpoint
     for name in BAD_INPUTS:
         lines = [line for line in err.splitlines() if name in line]
         assert lines, f"no message names {name}"
-    assert {p.name for p in out.iterdir()} == {"good_nucleus.nii.gz", "good_measurements.csv", "good_overlay.png"}
+    assert {p.name for p in out.iterdir()} == {"good_nucleus.nii.gz", "good_cell.nii.gz", "good_measurements.csv", "good_quality.json", "good_overlay.png", "report.html", "run.json"}
 
 
 def test_files_with_one_output_name_are_not_overwritten(tmp_path, untrained_checkpoint, series, capsys):
@@ -180,7 +187,7 @@ def test_files_with_one_output_name_are_not_overwritten(tmp_path, untrained_chec
     out = tmp_path / "out"
     assert segment([str(second), str(first)], out, ckpt_path=str(untrained_checkpoint), save_figures=False) == 1
     assert f"{first}: not segmented, its outputs cell_* would overwrite those of {second}" in capsys.readouterr().err
-    assert {p.name for p in out.iterdir()} == {"cell_nucleus.nii.gz", "cell_measurements.csv"}
+    assert {p.name for p in out.iterdir()} == {"cell_nucleus.nii.gz", "cell_cell.nii.gz", "cell_measurements.csv", "cell_quality.json", "report.html", "run.json"}
     assert file_stem("stack.ome.tif") == file_stem("stack.tif") == "stack"
 
 

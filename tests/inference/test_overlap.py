@@ -129,7 +129,7 @@ def test_a_file_failing_on_the_export_thread_is_refused_alone(series, tmp_path, 
     assert set(stream.failures) == {bad, str(tmp_path / "missing.nii.gz")}
     assert stream.failures[bad] == f"{bad}: outputs could not be written (RuntimeError: postprocessing broke)"
     assert [r.getMessage() for r in caplog.records if bad in r.getMessage()] == [stream.failures[bad]]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b_measurements.csv", "b_nucleus.nii.gz", "b_overlay.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b_cell.nii.gz", "b_measurements.csv", "b_nucleus.nii.gz", "b_overlay.png", "b_quality.json"]
     with pytest.raises(SystemExit, match="2 of 3 input"):
         stream.raise_if_failed()
 

@@ -70,11 +70,11 @@ def test_2d_section_gives_2d_outputs_on_the_input_grid(sections, name):
     assert status == 0
     path = inputs[name]
     expected_affine = nib.load(path).affine if name == "nifti2d" else load_tomogram(path)[1]["affine"]
-    for kind in ("nucleus", "prob"):
+    for kind in ("nucleus", "cell", "prob"):
         image = nib.load(out / f"{name}_{kind}.nii.gz")
         assert image.shape == (120, 100)
         np.testing.assert_allclose(image.affine, expected_affine)
-    assert nib.load(out / f"{name}_nucleus.nii.gz").get_data_dtype() == np.uint8
+    assert nib.load(out / f"{name}_nucleus.nii.gz").get_data_dtype() == np.uint16
     np.testing.assert_allclose(np.abs(np.diag(expected_affine))[:2], SPACING[:2], rtol=1e-5)
     assert _header(out / f"{name}_measurements.csv") == MEASUREMENT_COLUMNS_2D
     assert (out / f"{name}_overlay.png").is_file()
@@ -199,4 +199,4 @@ def test_1d_input_reported_with_exit_status_1(tmp_path, untrained_checkpoint, ca
     err = capsys.readouterr().err
     assert f"{path}: 1 dimension(s) (100,); expected a 2D section, a 3D stack or a 4D series" in err
     assert "IndexError" not in err
-    assert {p.name for p in out.iterdir()} == {"good_nucleus.nii.gz", "good_measurements.csv"}
+    assert {p.name for p in out.iterdir()} == {"good_nucleus.nii.gz", "good_cell.nii.gz", "good_measurements.csv", "good_quality.json", "report.html", "run.json"}

@@ -15,7 +15,7 @@ from osnet_monai.metrics import WorstGroupDice, style_of
 from osnet_monai.phantoms.styles import STYLES, get_style
 from osnet_monai.transforms import NormalizeRId, RandCorrelatedNoised, RandFringesd, robust_contrast_scale
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 
 def _field(seed: int = 0, contrast: float = 0.03, medium: float = 1.337) -> np.ndarray:
