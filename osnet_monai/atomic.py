@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["temporary_sibling", "publish", "publish_tree", "atomic_output"]
+__all__ = ["temporary_sibling", "publish", "publish_tree", "atomic_output", "remove_stale_temporaries"]
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 
 
 def temporary_sibling(path: str | os.PathLike) -> Path:
@@ -57,3 +60,32 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, belongs: Callable[[str], bool]) -> list[Path]:
+    """Removes the temporaries (:func:`temporary_sibling`) in ``folder`` whose final name satisfies
+    ``belongs`` and whose writing process is gone (killed part-way); returns what was removed.
+    Processes are looked up on this machine: two machines writing one shared folder are not told apart."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if match and belongs(match["name"]) and int(match["pid"]) != os.getpid() and not _alive(int(match["pid"])):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed

@@ -19,10 +19,11 @@ from osnet_monai.inference.progress import JobProgress
 from osnet_monai.inference.report import RunReport, write_report
 from osnet_monai.inference.stream import TomogramStream, list_inputs
 from osnet_monai.inference.wrappers import FlipTTA, FrozenForInference, SkipEmptyWindows, wrap_for_inference
-from osnet_monai.inference.writer import OUTPUT_FORMATS, TomogramWriter
+from osnet_monai.inference.writer import OUTPUT_FORMATS, CompletedOutputs, TomogramWriter
 
 __all__ = [
     "BackgroundWorker",
+    "CompletedOutputs",
     "ContextSliceInferer",
     "CroppedFillHoles",
     "CroppedFillHolesd",

@@ -105,6 +105,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-report", action="store_true", help="skip report.html and run.json")
     parser.add_argument(
+        "--resume", action="store_true",
+        help="leave out inputs whose outputs in the output folder are complete (e.g. after an interrupted run)",
+    )
+    parser.add_argument(
         "--threshold", type=float, default=None,
         help="probability threshold (default: the model card's, MODEL.json beside the checkpoint, else 0.5)",
     )
@@ -123,6 +127,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         "save_figures": False if args.no_figures else None,
         "output_format": args.output_format,
         "save_report": False if args.no_report else None,
+        "resume": True if getattr(args, "resume", False) else None,
         "threshold": args.threshold,
         "default_spacing_um": list(args.spacing) if args.spacing else None,
     }

@@ -86,6 +86,8 @@ class TomogramStream(IterableDataset):
         default_spacing_um: voxel size for files without one (plain TIFF).
         rank, world_size: take every ``world_size``-th file from ``rank`` (sharded inference).
         prefetch: frames read ahead on a thread; 0 (default) reads each when it is asked for.
+        skip: called with each input's path before it is read; True leaves the file out (one line
+            says so), e.g. :class:`osnet_monai.inference.CompletedOutputs` for ``segment --resume``.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class TomogramStream(IterableDataset):
         rank: int = 0,
         world_size: int = 1,
         prefetch: int = 0,
+        skip: Callable[[str], bool] | None = None,
     ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}.")
@@ -104,6 +107,11 @@ class TomogramStream(IterableDataset):
         self.prefetch = int(prefetch)
         every_input = list_inputs(inputs)
         self.inputs = every_input[rank::world_size]
+        #: inputs left out because ``skip`` said so (their outputs are complete)
+        self.skipped = [path for path in self.inputs if skip is not None and skip(path)]
+        if self.skipped:
+            skipped = set(self.skipped)
+            self.inputs = [path for path in self.inputs if path not in skipped]
         self.name_clashes = _name_clashes(every_input)  # over all files, so ranks agree
         self.transform = transform
         self.default_spacing_um = default_spacing_um
@@ -118,6 +126,8 @@ class TomogramStream(IterableDataset):
         return prefetch(self._items(), self.prefetch)
 
     def _items(self) -> Iterator[dict]:
+        for path in self.skipped:
+            logger.info(f"{path}: outputs already complete, not segmented again (resume)")
         self.failures.clear()
         self.completed.clear()
         self.frames_read.clear()

@@ -18,6 +18,7 @@ from osnet_monai.inference.nifti_stream import StreamingNiftiWriter
 from osnet_monai.inference.omezarr import OME_ZARR_MISSING, StreamingOmeZarrWriter, ome_zarr_available
 from osnet_monai.inference.overlap import BackgroundWorker
 from osnet_monai.inference.quality import QualityRecord
+from osnet_monai.atomic import remove_stale_temporaries
 from osnet_monai.readers import format_medium_tag
 from osnet_monai.measurements import (
     MEASUREMENT_COLUMNS,
@@ -34,7 +35,7 @@ from osnet_monai.measurements import (
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
-__all__ = ["OUTPUT_FORMATS", "TomogramWriter"]
+__all__ = ["OUTPUT_FORMATS", "CompletedOutputs", "TomogramWriter"]
 
 #: where the nucleus and cell labels go: NIfTI files beside the input's name, or one OME-Zarr store
 OUTPUT_FORMATS = ("nifti", "ome-zarr")
@@ -73,6 +74,43 @@ class _OpenTomogram:
     rows: list = field(default_factory=list)
     frames_done: int = 0
     overlay: dict | None = None  # the overlay figure's sections (figures.overlay_sections), not whole frames
+
+
+class CompletedOutputs:
+    """Whether an input's outputs in ``output_dir`` are complete for these settings (``segment --resume``):
+    ``NAME_quality.json``, which :class:`TomogramWriter` writes last, is there and names the input, and
+    so are the labels of ``output_format``, the probability when ``save_prob`` and the overlay when
+    ``save_figures``. A run killed part-way leaves no ``NAME_quality.json`` for the file it was writing.
+
+    Args:
+        output_dir: the run's output folder.
+        output_format, save_prob, save_figures: the run's settings (as :class:`TomogramWriter`'s).
+    """
+
+    def __init__(self, output_dir: str | os.PathLike, output_format: str = "nifti", save_prob: bool = False, save_figures: bool = True) -> None:
+        self.output_dir = Path(output_dir)
+        self.output_format = output_format
+        self.save_prob = save_prob
+        self.save_figures = save_figures
+
+    def __call__(self, path: str) -> bool:
+        import json
+
+        from osnet_monai.readers import file_stem
+
+        stem = self.output_dir / file_stem(path)
+        try:
+            record = json.loads(Path(f"{stem}_quality.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if os.path.abspath(str(record.get("path", ""))) != os.path.abspath(path):
+            return False  # another input of the same name wrote these
+        labels = [Path(f"{stem}.ome.zarr")] if self.output_format == "ome-zarr" else [Path(f"{stem}_nucleus.nii.gz"), Path(f"{stem}_cell.nii.gz")]
+        needed = labels + [Path(f"{stem}_measurements.csv")]
+        needed += [Path(f"{stem}_prob.nii.gz")] if self.save_prob else []
+        needed += [Path(f"{stem}_overlay.png")] if self.save_figures else []
+        needed += [Path(f"{stem}_timecourse.png")] if self.save_figures and int(record.get("n_frames", 1)) > 1 else []
+        return all(p.exists() for p in needed)
 
 
 class TomogramWriter:
@@ -275,6 +313,8 @@ class TomogramWriter:
         time_step = float(item.get("time_step_s") or 0.0) or None
         medium = float(_numpy(item["medium_ri"]))
         descrip = format_medium_tag(medium)
+        # what a killed run left half-written under this name goes before this run writes it again
+        remove_stale_temporaries(self.output_dir, lambda final: final.startswith(f"{name}_") or final == f"{name}.ome.zarr")
         if self.output_format == "ome-zarr":
             labels = [StreamingOmeZarrWriter(
                 self.output_dir / f"{name}.ome.zarr", frame_shape, n_frames, spacing[: len(frame_shape)], time_step,
@@ -322,7 +362,6 @@ class TomogramWriter:
         outputs.append(Path(measurements_to_csv(current.rows, f"{stem}_measurements.csv", columns)))
         if current.n_frames > 1:
             outputs.append(Path(tracks_to_csv(current.tracker.tracks, f"{stem}_tracks.csv")))
-        outputs.append(current.quality.save(f"{stem}_quality.json"))
         if self.save_figures:
             if current.overlay is not None:
                 sections = dict(current.overlay)
@@ -333,6 +372,8 @@ class TomogramWriter:
             if current.n_frames > 1:
                 save_timecourse(current.rows, f"{stem}_timecourse.png", current.name)
                 outputs.append(Path(f"{stem}_timecourse.png"))
+        # last: its presence says every other output of the file is complete (CompletedOutputs)
+        outputs.append(current.quality.save(f"{stem}_quality.json"))
         self.written.append(current.path)
         logger.info(f"{current.path}: wrote {', '.join(p.name for p in outputs)}")
 

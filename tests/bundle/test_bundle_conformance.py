@@ -169,3 +169,16 @@ def test_training_and_evaluation_see_input_as_the_checkpoint_did(tmp_path, card,
     evaluate.read_config([str(BUNDLE_CONFIGS / "train.json"), str(BUNDLE_CONFIGS / "evaluate.json")])
     evaluate.update({"ckpt_dir": str(tmp_path)})
     assert (evaluate.get_parsed_content("normalisation"), evaluate.get_parsed_content("context")) == expected
+
+
+@pytest.mark.parametrize("device", ["cpu", "$torch.device('cpu')"])
+def test_what_monai_label_builds_resolves_with_device_as_a_string(device, untrained_checkpoint):
+    """MONAI Label's bundle task sets ``device`` to a plain string ("cpu") and builds these items
+    from inference.json alone; an expression that needs a torch.device broke its /infer (HTTP 500)."""
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE_CONFIGS / "inference.json"))
+    parser["device"] = device
+    parser["ckpt_path"] = str(untrained_checkpoint)
+    for key in ("network_def", "preprocessing", "inferer", "postprocessing"):
+        assert parser.get_parsed_content(key, instantiate=True) is not None, key
+    assert parser.get_parsed_content("inferer").sw_batch_size == 1

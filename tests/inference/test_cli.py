@@ -48,4 +48,4 @@ def test_segment_command_prints_one_line_per_file_and_no_engine_chatter(tmp_path
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in (done.stdout + done.stderr).replace("\r", "\n").splitlines()
              if line.strip() and "it/s]" not in line and "%|" not in line and "s/it]" not in line]
-    assert lines == [f"{image}: wrote cell_nucleus.nii.gz, cell_cell.nii.gz, cell_measurements.csv, cell_quality.json, cell_overlay.png"], lines
+    assert lines == [f"{image}: wrote cell_nucleus.nii.gz, cell_cell.nii.gz, cell_measurements.csv, cell_overlay.png, cell_quality.json"], lines
