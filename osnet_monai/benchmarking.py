@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from osnet_monai.benchmark_report import mmap_label, window_row
+from osnet_monai.benchmark_report import mmap_label, product_row, window_row
 
 __all__ = [
     "MALLOC_ENV",
@@ -536,7 +536,8 @@ def profile_stages() -> dict[str, list[Callable]]:
     )
     from osnet_monai.inference.cli import segment
     from osnet_monai.inference.figures import overlay_sections, render_overlay, save_timecourse
-    from osnet_monai.measurements import label_nuclei, measure_nuclei, track_nuclei
+    from osnet_monai.inference.quality import QualityRecord
+    from osnet_monai.measurements import NucleusTracker, cell_mask_from_ri, label_cells, label_nuclei, measure_nuclei
     from osnet_monai.networks import OSNet
 
     # the steps inference.json names (a case handed on to MONAI's counts inside ours); functions of
@@ -548,8 +549,10 @@ def profile_stages() -> dict[str, list[Callable]]:
         "of which the network": [OSNet.forward, FrozenForInference.forward],
         "invert to the input grid": [InvertSectionSpacingd.__call__],
         "fill holes, remove small objects": [CroppedFillHoles.__call__, CroppedRemoveSmallObjects.__call__],
-        "label and track nuclei": [label_nuclei, track_nuclei],
-        "measure nuclei": [measure_nuclei],
+        "label and track nuclei": [label_nuclei, NucleusTracker.__call__],
+        "cells (mask from the RI, one region per nucleus)": [cell_mask_from_ri, label_cells],
+        "measure nuclei and cells": [measure_nuclei],
+        "quality record": [QualityRecord.add_frame],
         "write NIfTI": [StreamingNiftiWriter.write, StreamingNiftiWriter.close],
         "figures": [overlay_sections, render_overlay, save_timecourse],
     }
@@ -813,7 +816,9 @@ def run_benchmarks(quick: bool = False, progress: Callable[[str], Any] = print) 
     if own_mmap is not None:
         inference[f"batched ({batch}), eager, mmap threshold fixed at {mmap_label(own_mmap)}"] = rate(batch, mmap_threshold=own_mmap)
     inference[f"batched ({batch}), eager, malloc thresholds raised"] = rate(batch, MALLOC_ENV)
-    inference[results["product_row"]] = rate(product_batch, mmap_threshold=own_mmap, mode=product_mode)
+    # inference.json's setting on whole sections; its own row (results["product_row"]) is at its window size, below
+    inference[product_row(settings).replace(" (inference.json on a CPU)", ", whole sections")] = rate(
+        product_batch, mmap_threshold=own_mmap, mode=product_mode)
     if own_mmap is not None:  # else the row above
         inference[f"batched ({product_batch}), {graph}, glibc default malloc"] = rate(product_batch, mode=product_mode)
     inference[f"batched ({product_batch}), {graph}, mmap threshold fixed at {mmap_label(RAISED_MMAP_THRESHOLD)}"] = rate(
