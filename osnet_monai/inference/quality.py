@@ -58,9 +58,11 @@ class QualityRecord:
     frames: list[dict] = field(default_factory=list)
 
     def add_frame(
-        self, frame: int, labels_xyz: np.ndarray, prob_xyz: np.ndarray | None, ri_xyz: np.ndarray, medium_ri: float
+        self, frame: int, labels_xyz: np.ndarray, prob_xyz: np.ndarray | None, ri_xyz: np.ndarray, medium_ri: float,
+        cell_mask_xyz: np.ndarray | None = None,
     ) -> None:
-        """Records one frame: labels (X, Y, Z) int, nucleus probability (X, Y, Z) float or None, RI (X, Y, Z)."""
+        """Records one frame: labels (X, Y, Z) int, nucleus probability (X, Y, Z) float or None, RI (X, Y, Z);
+        ``cell_mask_xyz``, the frame's cell mask when the caller has it (else computed from the RI if needed)."""
         labels = np.asarray(labels_xyz)
         ids = np.unique(labels)
         ids = ids[ids > 0]
@@ -78,7 +80,9 @@ class QualityRecord:
                     "touches_edge": i in edge,
                 }
         # a nucleus lies in a cell; only a frame without one needs the cell mask
-        cell = bool(ids.size) or bool(cell_mask_from_ri(np.asarray(ri_xyz), float(medium_ri), self.spacing_um[:3]).any())
+        if cell_mask_xyz is None and not ids.size:
+            cell_mask_xyz = cell_mask_from_ri(np.asarray(ri_xyz), float(medium_ri), self.spacing_um[:3])
+        cell = bool(ids.size) or bool(np.any(cell_mask_xyz))
         self.frames.append({"frame": int(frame), "cell_found": cell, "nuclei": nuclei})
 
     def to_dict(self) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from osnet_monai.inference.omezarr import OME_ZARR_MISSING, StreamingOmeZarrWrit
 from osnet_monai.inference.overlap import BackgroundWorker
 from osnet_monai.inference.quality import QualityRecord
 from osnet_monai.atomic import remove_stale_temporaries
-from osnet_monai.readers import format_medium_tag
+from osnet_monai.readers import file_stem, format_medium_tag
 from osnet_monai.measurements import (
     MEASUREMENT_COLUMNS,
     MEASUREMENT_COLUMNS_2D,
@@ -94,10 +95,6 @@ class CompletedOutputs:
         self.save_figures = save_figures
 
     def __call__(self, path: str) -> bool:
-        import json
-
-        from osnet_monai.readers import file_stem
-
         stem = self.output_dir / file_stem(path)
         try:
             record = json.loads(Path(f"{stem}_quality.json").read_text())
@@ -264,9 +261,10 @@ class TomogramWriter:
         # touching nuclei part here (a part under the minimum volume stays with its neighbour), then get track ids
         min_volume = 0.0 if current.section_2d else self.min_nucleus_volume_um3
         labels = self._check_ids(current.tracker(label_nuclei(mask, min_volume, current.spacing)))
-        cells = label_cells(cell_mask_from_ri(ri, medium, current.spacing), labels, current.spacing)
+        cell_mask = cell_mask_from_ri(ri, medium, current.spacing)
+        cells = label_cells(cell_mask, labels, current.spacing)
         prob = _numpy(item[self.prob_key])[0] if self.prob_key in item else None
-        current.quality.add_frame(frame, labels, prob, ri, medium)
+        current.quality.add_frame(frame, labels, prob, ri, medium, cell_mask)
         # a 2D input's frame is its one section: the z axis the reader added is not written
         z = 0 if current.section_2d else slice(None)
         if self.output_format == "ome-zarr":
