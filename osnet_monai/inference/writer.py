@@ -240,7 +240,7 @@ class TomogramWriter:
         self._failed_path = path
         if self._open is not None and self._open.path == path:
             current, self._open = self._open, None
-            self._discard(current)
+            self._discard(current, announce=False)  # the line below says why
         message = f"{path}: outputs could not be written ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
         logger.error(message)
         if self.stream is None:
@@ -342,7 +342,8 @@ class TomogramWriter:
             return
         if current.frames_done != current.n_frames:
             self._open = None
-            self._discard(current)
+            # a file the stream refused part-way has had its one line already
+            self._discard(current, announce=self.stream is None or current.path not in self.stream.failures)
             return
         try:
             self._finish(current)
@@ -389,7 +390,7 @@ class TomogramWriter:
         if error is not None:
             raise error
 
-    def _discard(self, current: _OpenTomogram) -> None:
+    def _discard(self, current: _OpenTomogram, announce: bool = True) -> None:
         for writer in current.labels:
             writer.discard()
         if current.prob is not None:
@@ -397,4 +398,5 @@ class TomogramWriter:
         stem = self.output_dir / current.name
         for suffix in ("_measurements.csv", "_tracks.csv", "_quality.json", "_overlay.png", "_timecourse.png"):
             Path(f"{stem}{suffix}").unlink(missing_ok=True)
-        logger.warning(f"{current.path}: stopped after {current.frames_done} of {current.n_frames} frames; no outputs kept.")
+        logger.log(logging.WARNING if announce else logging.DEBUG,
+                   f"{current.path}: stopped after {current.frames_done} of {current.n_frames} frames; no outputs kept.")

@@ -3,6 +3,8 @@ the next file is still written (issue: nothing lost under faults)."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 from monai.data import MetaTensor
@@ -13,7 +15,7 @@ from osnet_monai.phantoms import PRESETS, render_field, write_nifti
 SPACING = (0.15, 0.15, 0.3)
 
 
-def test_input_deleted_mid_series_is_refused_and_the_next_file_written(tmp_path):
+def test_input_deleted_mid_series_is_refused_and_the_next_file_written(tmp_path, caplog):
     inputs = tmp_path / "in"
     inputs.mkdir()
     frames = [render_field(PRESETS["hx1"].replace(name="s", field_shape=(64, 56, 12)), seed=k).image for k in range(4)]
@@ -33,3 +35,6 @@ def test_input_deleted_mid_series_is_refused_and_the_next_file_written(tmp_path)
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert not [n for n in names if n.startswith("a")], names  # nothing of the deleted input, not even hidden
     assert {"b_nucleus.nii.gz", "b_cell.nii.gz", "b_measurements.csv", "b_tracks.csv", "b_quality.json"} <= set(names)
+    # one line for the refused file: the stream's; the writer's discarding it is not a second
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "a.nii.gz" in r.getMessage()]
+    assert said == [message], said
