@@ -127,7 +127,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         "save_figures": False if args.no_figures else None,
         "output_format": args.output_format,
         "save_report": False if args.no_report else None,
-        "resume": True if getattr(args, "resume", False) else None,
+        "resume": True if args.resume else None,
         "threshold": args.threshold,
         "default_spacing_um": list(args.spacing) if args.spacing else None,
     }

@@ -65,7 +65,7 @@ class StreamingOmeZarrWriter:
     Layout (NGFF 0.5, zarr v3)::
 
         NAME.ome.zarr/            multiscales "RI": s0 (full), s1 (x-y / 2), ...
-          labels/nucleus/         the same grid, image-label metadata, uint8 ids
+          labels/nucleus/         the same grid, image-label metadata, uint16 ids (track ids grow)
 
     Axes ``t, z, y, x`` (``t`` only for a series, ``z`` not for a 2D section), units micrometre and
     second; the coordinate transformations hold the voxel size and the time step.
@@ -130,7 +130,7 @@ class StreamingOmeZarrWriter:
             writer.write_image(da.zeros(shape, chunks=chunks, dtype=np.float32), group, name=name, method=self._resize, **common)
             for label in self.label_names:
                 writer.write_labels(
-                    da.zeros(shape, chunks=chunks, dtype=np.uint8), group, name=label, scaler=None, method=self._nearest,
+                    da.zeros(shape, chunks=chunks, dtype=np.uint16), group, name=label, scaler=None, method=self._nearest,
                     label_metadata={"source": {"image": "../../"}}, **common,
                 )
             if attributes:
@@ -164,9 +164,9 @@ class StreamingOmeZarrWriter:
         self._levels(np.asarray(ri, dtype=np.float32).T, self._image, self._resize)
         for name, label in zip(self.label_names, labels):
             label = np.asarray(label)
-            if label.max(initial=0) > 255:
-                raise ValueError(f"{self.path}: more than 255 {name} ids do not fit the uint8 labels.")
-            self._levels(label.astype(np.uint8).T, self._labels[name], self._nearest)
+            if label.max(initial=0) > np.iinfo(np.uint16).max:
+                raise ValueError(f"{self.path}: {name} ids above 65535 do not fit the uint16 labels.")
+            self._levels(label.astype(np.uint16).T, self._labels[name], self._nearest)
         self.written += 1
 
     def close(self) -> Path:

@@ -293,7 +293,7 @@ class TomogramWriter:
             self.close_current()
 
     def _check_ids(self, labels: np.ndarray) -> np.ndarray:
-        limit = np.iinfo(LABEL_DTYPE).max if self.output_format == "nifti" else 255  # OME-Zarr labels are uint8
+        limit = np.iinfo(LABEL_DTYPE).max  # NIfTI and OME-Zarr labels alike
         if labels.max(initial=0) > limit:
             raise ValueError(f"{self._open.path}: track ids above {limit} do not fit the label file.")  # type: ignore[union-attr]
         return labels

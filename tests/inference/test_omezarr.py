@@ -93,6 +93,18 @@ def test_incomplete_store_is_discarded_and_wrong_frames_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_track_ids_above_255_are_kept(tmp_path):
+    """Label ids are track ids, which pass 255 in a long series with divisions."""
+    ri = _series(shape=(20, 20, 3), frames=1)[0][0]
+    labels = np.zeros(ri.shape, np.int32)
+    labels[2:8, 2:8, :] = 300
+    writer = StreamingOmeZarrWriter(tmp_path / "x.ome.zarr", ri.shape, 1, SPACING)
+    writer.write(ri, labels)
+    writer.close()
+    _, found = _nodes(tmp_path / "x.ome.zarr")
+    assert int(np.asarray(found["nucleus"].data[0]).max()) == 300
+
+
 def test_close_replaces_an_earlier_store(tmp_path):
     path = tmp_path / "x.ome.zarr"
     ri = _series(shape=(20, 20, 3), frames=1)[0][0]
