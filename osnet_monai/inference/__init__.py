@@ -14,6 +14,7 @@ from osnet_monai.inference.postprocessing import (
     CroppedRemoveSmallObjects,
     CroppedRemoveSmallObjectsd,
     InvertSectionSpacingd,
+    LabelNucleid,
 )
 from osnet_monai.inference.progress import JobProgress
 from osnet_monai.inference.report import RunReport, write_report
@@ -30,6 +31,7 @@ __all__ = [
     "CroppedRemoveSmallObjects",
     "CroppedRemoveSmallObjectsd",
     "InvertSectionSpacingd",
+    "LabelNucleid",
     "JobProgress",
     "OUTPUT_FORMATS",
     "RunReport",

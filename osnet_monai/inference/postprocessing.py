@@ -22,6 +22,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import FillHoles, FillHolesd, Invertd, MapTransform, RemoveSmallObjects, RemoveSmallObjectsd
 from monai.utils import convert_data_type, convert_to_dst_type, ensure_tuple_rep
+from osnet_monai.measurements import label_nuclei
 
 __all__ = [
     "CroppedFillHoles",
@@ -29,7 +30,11 @@ __all__ = [
     "CroppedRemoveSmallObjects",
     "CroppedRemoveSmallObjectsd",
     "InvertSectionSpacingd",
+    "LabelNucleid",
     "foreground_box",
+    "input_ndim",
+    "is_section_2d",
+    "voxel_spacing",
 ]
 
 
@@ -249,3 +254,62 @@ class InvertSectionSpacingd(MapTransform):
         meta = {k: v for k, v in image.meta.items() if k != "affine"}
         return MetaTensor(torch.from_numpy(out), affine=torch.as_tensor(image.applied_operations[0]["extra_info"]["src_affine"]),
                           meta=meta)
+
+
+def voxel_spacing(affine) -> tuple[float, float, float]:
+    """The voxel size (um) along x, y and z of a 4 x 4 affine: the lengths of its first three columns."""
+    a = np.asarray(convert_data_type(affine, np.ndarray)[0], dtype=np.float64)
+    return tuple(float(s) for s in np.sqrt((a[:3, :3] ** 2).sum(axis=0)))  # type: ignore[return-value]
+
+
+def input_ndim(*tensors) -> int | None:
+    """Dimensions of the input file as stored (the reader's meta ``input_ndim``), from the first of
+    ``tensors`` whose meta records it."""
+    for tensor in tensors:
+        meta = getattr(tensor, "meta", None) or {}
+        if meta.get("input_ndim") is not None:
+            # batched meta may hold it as a tensor
+            return int(np.asarray(convert_data_type(meta["input_ndim"], np.ndarray)[0]).reshape(-1)[0])
+    return None
+
+
+def is_section_2d(frame_shape: Sequence[int], *tensors) -> bool:
+    """Whether a frame ``(X, Y, Z)`` is a 2D input file's one section (the reader added its z axis)."""
+    return input_ndim(*tensors) == 2 and len(frame_shape) == 3 and frame_shape[2] == 1
+
+
+class LabelNucleid(MapTransform):
+    """The nucleus mask to one id per nucleus, as ``osnet-monai segment`` writes ``NAME_nucleus.nii.gz``
+    for a single 3D tomogram: :func:`~osnet_monai.measurements.label_nuclei` (touching nuclei split
+    at their neck, nuclei under ``min_volume_um3`` removed, ids 1..n in raster order; a 2D section
+    keeps every part, as its z spacing is a placeholder). The last step of inference.json's
+    postprocessing, so MONAI Label's ``/infer`` and ``monai.bundle run`` give the CLI's ids; the
+    writer then only turns them into track ids (the first frame's track ids are these).
+
+    Shapes: ``key`` ``(1, X, Y, Z)`` binary mask on the input's grid (a MetaTensor, whose affine gives
+    the voxel size) -> ``(1, X, Y, Z)`` int32 ids, same meta.
+
+    Args:
+        keys: keys of the masks.
+        min_volume_um3: nuclei smaller than this (um^3) are dropped.
+    """
+
+    def __init__(self, keys: KeysCollection, min_volume_um3: float, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if min_volume_um3 < 0:
+            raise ValueError(f"min_volume_um3 must be >= 0, got {min_volume_um3}.")
+        self.min_volume_um3 = float(min_volume_um3)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            pred = d[key]
+            if not isinstance(pred, MetaTensor):
+                raise TypeError(f"LabelNucleid needs a MetaTensor under {key!r} (its affine gives the voxel size).")
+            mask = convert_data_type(pred, np.ndarray)[0]
+            if mask.ndim != 4 or mask.shape[0] != 1:
+                raise ValueError(f"LabelNucleid expects a (1, X, Y, Z) mask under {key!r}, got shape {tuple(mask.shape)}.")
+            min_volume = 0.0 if is_section_2d(mask.shape[1:], pred, d.get("image")) else self.min_volume_um3
+            ids = label_nuclei(mask[0] > 0.5, min_volume, voxel_spacing(pred.affine))
+            d[key] = MetaTensor(torch.from_numpy(ids[None]), meta=pred.meta, applied_operations=pred.applied_operations)
+        return d

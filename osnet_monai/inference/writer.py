@@ -18,6 +18,7 @@ from osnet_monai.inference.figures import overlay_sections, render_overlay, save
 from osnet_monai.inference.nifti_stream import StreamingNiftiWriter
 from osnet_monai.inference.omezarr import OME_ZARR_MISSING, StreamingOmeZarrWriter, ome_zarr_available
 from osnet_monai.inference.overlap import BackgroundWorker
+from osnet_monai.inference.postprocessing import is_section_2d, voxel_spacing
 from osnet_monai.inference.quality import QualityRecord
 from osnet_monai.atomic import remove_stale_temporaries
 from osnet_monai.readers import file_stem, format_medium_tag
@@ -48,15 +49,6 @@ logger = logging.getLogger(__name__)
 
 def _numpy(value) -> np.ndarray:
     return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-
-
-def _input_ndim(item: dict, pred_key: str) -> int | None:
-    """Dimensions of the input file as stored (the reader's meta ``input_ndim``), carried by the prediction."""
-    for key in (pred_key, "image"):
-        meta = getattr(item.get(key), "meta", None) or {}
-        if meta.get("input_ndim") is not None:
-            return int(_numpy(meta["input_ndim"]).reshape(-1)[0])  # batched meta may hold it as a tensor
-    return None
 
 
 @dataclass
@@ -254,13 +246,16 @@ class TomogramWriter:
         if self._open is None:
             self._open = self._start(item)
         current = self._open
-        mask = _numpy(item[self.pred_key])[0] > 0.5
+        pred = _numpy(item[self.pred_key])[0]
         ri = _numpy(item["ri"])
         medium = float(_numpy(item["medium_ri"]))
         frame, time_s = int(item["frame"]), float(item["time_s"])
-        # touching nuclei part here (a part under the minimum volume stays with its neighbour), then get track ids
-        min_volume = 0.0 if current.section_2d else self.min_nucleus_volume_um3
-        labels = self._check_ids(current.tracker(label_nuclei(mask, min_volume, current.spacing)))
+        if np.issubdtype(pred.dtype, np.integer):
+            nuclei = pred  # ids from postprocessing's LabelNucleid, the one labelling MONAI Label also returns
+        else:  # a mask (no LabelNucleid in postprocessing): touching nuclei part here
+            min_volume = 0.0 if current.section_2d else self.min_nucleus_volume_um3
+            nuclei = label_nuclei(pred > 0.5, min_volume, current.spacing)
+        labels = self._check_ids(current.tracker(nuclei))
         cell_mask = cell_mask_from_ri(ri, medium, current.spacing)
         cells = label_cells(cell_mask, labels, current.spacing)
         prob = _numpy(item[self.prob_key])[0] if self.prob_key in item else None
@@ -302,11 +297,11 @@ class TomogramWriter:
         affine = _numpy(item[self.pred_key].affine)  # pred is back on the input's grid (Invertd)
         n_frames = int(item["n_frames"])
         frame_shape = tuple(_numpy(item[self.pred_key]).shape[1:])
-        section_2d = _input_ndim(item, self.pred_key) == 2 and len(frame_shape) == 3 and frame_shape[2] == 1
+        section_2d = is_section_2d(frame_shape, item[self.pred_key], item.get("image"))
         if section_2d:
             # the input's own 2D shape; its 4 x 4 affine is kept (nibabel gives a 2D NIfTI one too)
             frame_shape = frame_shape[:2]
-        spacing = tuple(float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
+        spacing = voxel_spacing(affine)
         name = str(item["name"])
         time_step = float(item.get("time_step_s") or 0.0) or None
         medium = float(_numpy(item["medium_ri"]))

@@ -182,3 +182,7 @@ def test_what_monai_label_builds_resolves_with_device_as_a_string(device, untrai
     for key in ("network_def", "preprocessing", "inferer", "postprocessing"):
         assert parser.get_parsed_content(key, instantiate=True) is not None, key
     assert parser.get_parsed_content("inferer").sw_batch_size == 1
+    # what MONAI Label returns is the writer's nucleus ids: postprocessing ends with them
+    last = parser.get_parsed_content("postprocessing").transforms[-1]
+    assert type(last).__name__ == "LabelNucleid"
+    assert last.min_volume_um3 == parser.get_parsed_content("writer").min_nucleus_volume_um3 > 0

@@ -151,6 +151,29 @@ def test_ddp_two_cpu_processes(ellipsoid_dataset, tmp_path):
     assert (tmp_path / "model.json").is_file()  # the card, written once (rank 0)
 
 
+def test_labels_with_nucleus_ids_train_as_nucleus(tmp_path):
+    """A label saved from segment's NAME_nucleus.nii.gz (or MONAI Label's /infer) holds one id per
+    nucleus; training reads every id as nucleus (BCE needs 0/1 targets)."""
+    import nibabel as nib
+    import numpy as np
+    from monai.bundle import ConfigParser
+
+    from helpers import write_ellipsoid_dataset
+
+    data = write_ellipsoid_dataset(tmp_path / "data", n=1)
+    label_path = data / "labels" / "cell0.nii.gz"
+    label = nib.load(label_path)
+    ids = np.asarray(label.dataobj).astype(np.uint16)
+    ids[ids.shape[0] // 2 :] *= 7  # two nuclei: ids 1 and 7
+    nib.save(nib.Nifti1Image(ids, label.affine), label_path)
+    parser = ConfigParser()
+    parser.read_config(TRAIN)
+    transforms = parser.get_parsed_content("train#volume_transforms")
+    item = transforms({"image": str(data / "images" / "cell0.nii.gz"), "label": str(label_path)})
+    assert set(torch.unique(item["label"]).tolist()) == {0.0, 1.0}
+    assert item["label"].sum() == int((ids > 0).sum())  # the grid is already 0.196 um: no resampling
+
+
 def test_augmentation_pipeline_statistics():
     """The config's paper augmentation: flips about half the time on each axis, zoom 1.2-1.4 then a
     crop back to the training size, labels stay binary."""

@@ -115,3 +115,50 @@ def test_invert_section_spacing_equals_invertd(spacing, shape, origin):
     assert inverted.applied_operations == [] and inverted.meta["input_ndim"] == 3
     nearest = InvertSectionSpacingd("pred", preprocessing, orig_keys="image")(dict(item))["pred"]  # nearest: Invertd's own
     assert torch.equal(nearest.as_tensor(), Invertd("pred", preprocessing, orig_keys="image")(dict(item))["pred"].as_tensor())
+
+
+def _two_touching_nuclei_and_a_speck(shape=(40, 30, 12)) -> np.ndarray:
+    """Two balls joined by a thin neck, a third apart, and a one-voxel speck; (X, Y, Z) 0/1 float32."""
+    x, y, z = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    m = np.zeros(shape, np.float32)
+    for cx in (10, 24):
+        m[(x - cx) ** 2 + (y - 12) ** 2 + ((z - 6) * 2) ** 2 <= 36] = 1
+    m[14:21, 11:13, 5:7] = 1  # the neck
+    m[(x - 33) ** 2 + (y - 24) ** 2 + ((z - 6) * 2) ** 2 <= 16] = 1
+    m[2, 27, 1] = 1
+    return m
+
+
+@pytest.mark.parametrize("spacing, min_volume", [((0.2, 0.2, 0.4), 1.0), ((0.1, 0.1, 0.2), 0.05), ((0.5, 0.5, 1.0), 0.0)])
+def test_label_nucleid_gives_label_nuclei_ids_with_the_affine_spacing(spacing, min_volume):
+    from osnet_monai.inference import LabelNucleid
+    from osnet_monai.measurements import label_nuclei
+
+    mask = _two_touching_nuclei_and_a_speck()
+    pred = MetaTensor(torch.from_numpy(mask[None]), affine=torch.diag(torch.tensor([*spacing, 1.0], dtype=torch.float64)))
+    out = LabelNucleid("pred", min_volume_um3=min_volume)({"pred": pred})["pred"]
+    assert isinstance(out, MetaTensor) and out.dtype == torch.int32 and torch.equal(out.affine, pred.affine)
+    expected = label_nuclei(mask > 0.5, min_volume, spacing)
+    np.testing.assert_array_equal(out.numpy()[0], expected)
+    assert out.max() == expected.max() >= 3  # the neck parts the touching pair
+    assert bool(out[0, 2, 27, 1]) == (np.prod(spacing) >= min_volume)  # the speck goes only when too small
+
+
+def test_label_nucleid_keeps_every_part_of_a_2d_section():
+    """A 2D input's z spacing is a placeholder: no volume threshold, as the writer did before."""
+    from osnet_monai.inference import LabelNucleid
+
+    mask = np.zeros((20, 20, 1), np.float32)
+    mask[2:8, 2:8] = 1
+    mask[15, 15] = 1
+    pred = MetaTensor(torch.from_numpy(mask[None]), meta={"input_ndim": 2})
+    out = LabelNucleid("pred", min_volume_um3=1000.0)({"pred": pred})["pred"]
+    assert sorted(np.unique(out.numpy()).tolist()) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("pred, error", [(torch.zeros(1, 4, 4, 4), TypeError), (MetaTensor(torch.zeros(4, 4, 4)), ValueError)])
+def test_label_nucleid_refuses_what_it_cannot_measure(pred, error):
+    from osnet_monai.inference import LabelNucleid
+
+    with pytest.raises(error, match="pred"):
+        LabelNucleid("pred", min_volume_um3=1.0)({"pred": pred})
