@@ -77,8 +77,10 @@ def robust_contrast_scale(
     fallback: float = DEFAULT_CONTRAST_SCALE,
     noise_multiple: float = 4.0,
     max_samples: int = 2_000_000,
+    percentile: float = 50.0,
 ) -> float:
-    """The median contrast of the cell region: voxels ``noise_multiple`` noise SDs above the medium.
+    """The median (or another ``percentile``) contrast of the cell region: voxels ``noise_multiple``
+    noise SDs above the medium.
 
     Multiplying a field's contrast by c multiplies the result by c, so ``contrast / scale`` does
     not depend on the instrument's absolute contrast. A field with (almost) no cell gets
@@ -88,7 +90,7 @@ def robust_contrast_scale(
     cell = values[values > noise_multiple * background_noise_std(values)]
     if cell.size < _MIN_CELL_SHARE * max(values.size, 1):
         return float(fallback)
-    return float(np.median(cell))
+    return float(np.percentile(cell, percentile))
 
 
 def medium_ri_from_meta(meta: Mapping | None) -> float | None:

@@ -60,8 +60,37 @@ def test_cell_mask_drops_components_under_min_volume(min_volume_um3, kept):
 @pytest.mark.parametrize("smoothing_um", [0.2, 0.5])
 def test_cell_mask_smoothing_moves_the_boundary_outwards(smoothing_um):
     ri, cell = _cell_with_nucleus((1, 11), (3, 8), 1.352)
-    mask = cell_mask_from_ri(ri, MEDIUM, SPACING, smoothing_um=smoothing_um)
+    mask = cell_mask_from_ri(ri, MEDIUM, SPACING, margin=0.005, smoothing_um=smoothing_um)
     assert mask[cell].all() and mask.sum() > cell.sum()
+
+
+def _blurred_cell(contrast: float) -> tuple[np.ndarray, np.ndarray]:
+    """A box cell with a denser-than-medium nucleus, its edge blurred over microns as the missing
+    cone does, RI contrast ``contrast``, noise 0.0005; RI (60, 60, 24) and the cell box."""
+    cell = np.zeros((60, 60, 24), dtype=bool)
+    cell[15:45, 12:48, 5:19] = True
+    shape = cell.astype(float)
+    shape[24:36, 22:38, 9:15] = 0.6
+    blurred = ndimage.gaussian_filter(shape, (1.5, 1.5, 1.6))
+    return MEDIUM + contrast * blurred + np.random.default_rng(0).normal(0, 0.0005, cell.shape), cell
+
+
+@pytest.mark.parametrize("contrast", [0.01, 0.028, 0.06])
+def test_default_margin_cuts_a_blurred_edge_where_the_cell_ends_at_any_contrast(contrast):
+    """The default margin is a share of the field's own cell contrast: the cell's volume within 5%
+    whatever the instrument's contrast scale, where a fixed margin near the medium takes in the blur
+    (+30% at contrast 0.028, +55% at 0.06)."""
+    ri, cell = _blurred_cell(contrast)
+    volume = cell_mask_from_ri(ri, MEDIUM, SPACING, min_volume_um3=1.0).sum() / cell.sum()
+    fixed = cell_mask_from_ri(ri, MEDIUM, SPACING, margin=0.005, min_volume_um3=1.0).sum() / cell.sum()
+    assert abs(volume - 1) < 0.05, volume
+    if contrast > 0.02:
+        assert fixed > 1.25, fixed
+
+
+def test_default_margin_of_a_field_without_cell_keeps_the_noise_out():
+    ri = MEDIUM + np.random.default_rng(1).normal(0, 0.001, (40, 40, 10))
+    assert not cell_mask_from_ri(ri, MEDIUM, SPACING, min_volume_um3=1.0).any()
 
 
 CELL_MASK_ERRORS = [
