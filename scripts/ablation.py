@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from osnet_monai.evaluation import run_fold, score_volumes, summary
+from osnet_monai.recipes import PAPER
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {
@@ -49,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     for folder, kwargs in data.values():
         if not (folder / "datalist.json").is_file():
             generate_dataset(folder, **kwargs)
-    overrides = {
-        "dataset_dir": str(data["train"][0]), "train#trainer#max_epochs": args.epochs, "batch_size": 8,
+    overrides = {  # the paper's recipe, each variant adds one choice
+        **PAPER, "dataset_dir": str(data["train"][0]), "train#trainer#max_epochs": args.epochs, "batch_size": 8,
         "roi_size": [128, 128], "val_interval": 1, "num_workers": 0,
     }
     start = time.perf_counter()

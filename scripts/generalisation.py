@@ -32,23 +32,17 @@ import sys
 import time
 from pathlib import Path
 
+from osnet_monai.recipes import OURS, OURS_MEDIUM, PAPER
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundle" / "configs"
 
-#: train.json settings per variant, every one stated (train.json's defaults may change). "paper": the
-#: paper's recipe (fixed contrast scale around the medium, the paper's augmentation, BCE, Adam betas
-#: (0.5, 0.999), constant learning rate, no EMA), train.json's defaults since 0.3.1.
-PAPER = {"normalisation": "medium", "instrument_augment": False, "dice_weight": 0.0, "betas": [0.5, 0.999],
-         "ema_decay": 0.0, "warmup_epochs": 0, "lr_cycles": 0.0}
-#: "ours": the recipe v0.3.0 was trained with (train.json's defaults until the leave-one-style-out
-#: table was complete): robust normalisation, instrument augmentation, Dice + BCE, betas (0.9,
-#: 0.999), warm-up and cosine decay, EMA weights.
-OURS = {"normalisation": "robust", "instrument_augment": True, "dice_weight": 1.0, "betas": [0.9, 0.999],
-        "ema_decay": 0.995, "warmup_epochs": 1, "lr_cycles": 0.5}
+#: train.json settings per variant, every one stated (osnet_monai.recipes): "paper" the paper's recipe,
+#: "ours" v0.3.0's, "ours-medium" ours with the paper's normalisation (train.json's defaults since 0.5.0)
 VARIANTS: dict[str, dict] = {
     "paper": PAPER,
     "ours": OURS,
-    "ours-medium": {**OURS, "normalisation": "medium"},
+    "ours-medium": OURS_MEDIUM,
     "ours-2.5d": {**OURS, "context": 1},
 }
 #: a plain MONAI BasicUNet as a user would first train it: flips only, Dice + BCE, constant learning
@@ -319,9 +313,10 @@ def write_report(results: dict, n_test: int, test_seed: int, path: Path) -> None
         "",
         "Variants: *paper* is the paper's recipe (fixed contrast scale around the medium, the paper's",
         "augmentation, BCE, Adam betas 0.5/0.999, constant learning rate, no EMA; checkpoint selection",
-        "by the worst style like every variant; `train.json`'s defaults since 0.3.1); *ours* is the recipe",
+        "by the worst style like every variant; `train.json`'s defaults from 0.3.1 to 0.4.0); *ours* is the recipe",
         "v0.3.0 was trained with (robust per-field normalisation, instrument augmentation, Dice + BCE,",
-        "warm-up and cosine decay, EMA weights); *ours-medium* is ours with the paper's normalisation,",
+        "warm-up and cosine decay, EMA weights); *ours-medium* is ours with the paper's normalisation",
+        "(`train.json`'s defaults since 0.5.0, chosen by this table),",
         "*ours-2.5d* ours with the section's two neighbours as extra input channels;",
         "*+tta* adds flip test-time",
         "augmentation to the same models; *shipped-vX* is the bundle's model as a user gets it (v0.2.0",
