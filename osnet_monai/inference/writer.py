@@ -51,6 +51,37 @@ def _numpy(value) -> np.ndarray:
     return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
 
 
+def output_paths(
+    output_dir: str | os.PathLike, name: str, output_format: str = "nifti", save_prob: bool = False,
+    save_figures: bool = True, n_frames: int = 1,
+) -> dict[str, Path]:
+    """Every output file of input ``NAME`` for these settings, by kind, in the order they are written
+    (``quality`` last): the one place their names are spelled.
+
+    Examples:
+        >>> sorted(output_paths("out", "cell1", n_frames=3))
+        ['cell', 'measurements', 'nucleus', 'overlay', 'quality', 'timecourse', 'tracks']
+        >>> output_paths("out", "cell1", "ome-zarr", save_figures=False)["labels"].name
+        'cell1.ome.zarr'
+    """
+    stem = Path(output_dir) / name
+    if output_format == "ome-zarr":
+        paths = {"labels": Path(f"{stem}.ome.zarr")}
+    else:
+        paths = {"nucleus": Path(f"{stem}_nucleus.nii.gz"), "cell": Path(f"{stem}_cell.nii.gz")}
+    if save_prob:
+        paths["prob"] = Path(f"{stem}_prob.nii.gz")
+    paths["measurements"] = Path(f"{stem}_measurements.csv")
+    if n_frames > 1:
+        paths["tracks"] = Path(f"{stem}_tracks.csv")
+    if save_figures:
+        paths["overlay"] = Path(f"{stem}_overlay.png")
+        if n_frames > 1:
+            paths["timecourse"] = Path(f"{stem}_timecourse.png")
+    paths["quality"] = Path(f"{stem}_quality.json")  # last: it says the others are complete
+    return paths
+
+
 @dataclass
 class _OpenTomogram:
     """Outputs of the tomogram being written; frames arrive in order."""
@@ -64,6 +95,7 @@ class _OpenTomogram:
     prob: StreamingNiftiWriter | None
     tracker: NucleusTracker
     quality: QualityRecord
+    paths: dict[str, Path]  # output_paths(): where each output goes
     rows: list = field(default_factory=list)
     frames_done: int = 0
     overlay: dict | None = None  # the overlay figure's sections (figures.overlay_sections), not whole frames
@@ -87,19 +119,16 @@ class CompletedOutputs:
         self.save_figures = save_figures
 
     def __call__(self, path: str) -> bool:
-        stem = self.output_dir / file_stem(path)
+        quality = output_paths(self.output_dir, file_stem(path))["quality"]
         try:
-            record = json.loads(Path(f"{stem}_quality.json").read_text())
+            record = json.loads(quality.read_text())
         except (OSError, ValueError):
             return False
         if os.path.abspath(str(record.get("path", ""))) != os.path.abspath(path):
             return False  # another input of the same name wrote these
-        labels = [Path(f"{stem}.ome.zarr")] if self.output_format == "ome-zarr" else [Path(f"{stem}_nucleus.nii.gz"), Path(f"{stem}_cell.nii.gz")]
-        needed = labels + [Path(f"{stem}_measurements.csv")]
-        needed += [Path(f"{stem}_prob.nii.gz")] if self.save_prob else []
-        needed += [Path(f"{stem}_overlay.png")] if self.save_figures else []
-        needed += [Path(f"{stem}_timecourse.png")] if self.save_figures and int(record.get("n_frames", 1)) > 1 else []
-        return all(p.exists() for p in needed)
+        needed = output_paths(self.output_dir, file_stem(path), self.output_format, self.save_prob, self.save_figures,
+                              int(record.get("n_frames", 1)))
+        return all(p.exists() for p in needed.values())
 
 
 class TomogramWriter:
@@ -306,24 +335,26 @@ class TomogramWriter:
         time_step = float(item.get("time_step_s") or 0.0) or None
         medium = float(_numpy(item["medium_ri"]))
         descrip = format_medium_tag(medium)
-        # what a killed run left half-written under this name goes before this run writes it again
-        remove_stale_temporaries(self.output_dir, lambda final: final.startswith(f"{name}_") or final == f"{name}.ome.zarr")
+        paths = output_paths(self.output_dir, name, self.output_format, self.save_prob, self.save_figures, n_frames)
+        # what a killed run (of any settings) left half-written under this name goes before this run writes it again
+        finals = {path.name for path in paths.values()}
+        remove_stale_temporaries(self.output_dir, lambda final: final.startswith(f"{name}_") or final in finals)
         if self.output_format == "ome-zarr":
             labels = [StreamingOmeZarrWriter(
-                self.output_dir / f"{name}.ome.zarr", frame_shape, n_frames, spacing[: len(frame_shape)], time_step,
+                paths["labels"], frame_shape, n_frames, spacing[: len(frame_shape)], time_step,
                 label_names=("nucleus", "cell"), name=name, attributes={"medium_ri": medium, "source": str(item["path"])},
             )]
         else:
             labels = [
-                StreamingNiftiWriter(self.output_dir / f"{name}_{kind}.nii.gz", frame_shape, n_frames, affine, LABEL_DTYPE, time_step, descrip)
+                StreamingNiftiWriter(paths[kind], frame_shape, n_frames, affine, LABEL_DTYPE, time_step, descrip)
                 for kind in ("nucleus", "cell")
             ]
         prob = None
         if self.save_prob:
-            prob = StreamingNiftiWriter(self.output_dir / f"{name}_prob.nii.gz", frame_shape, n_frames, affine, np.float32, time_step, descrip)
+            prob = StreamingNiftiWriter(paths["prob"], frame_shape, n_frames, affine, np.float32, time_step, descrip)
         tracker = NucleusTracker(spacing, **self.tracker_args)
         quality = QualityRecord(str(item["path"]), name, n_frames, spacing)
-        return _OpenTomogram(str(item["path"]), name, n_frames, spacing, section_2d, labels, prob, tracker, quality)  # type: ignore[arg-type]
+        return _OpenTomogram(str(item["path"]), name, n_frames, spacing, section_2d, labels, prob, tracker, quality, paths)  # type: ignore[arg-type]
 
     def finish(self, engine=None) -> None:
         """The end of a run: waits for the export thread, then closes the last tomogram."""
@@ -351,23 +382,22 @@ class TomogramWriter:
         outputs = [Path(writer.close()) for writer in current.labels]
         if current.prob is not None:
             outputs.append(current.prob.close())
-        stem = self.output_dir / current.name
+        paths = current.paths
         columns = MEASUREMENT_COLUMNS_2D if current.section_2d else MEASUREMENT_COLUMNS
-        outputs.append(Path(measurements_to_csv(current.rows, f"{stem}_measurements.csv", columns)))
-        if current.n_frames > 1:
-            outputs.append(Path(tracks_to_csv(current.tracker.tracks, f"{stem}_tracks.csv")))
-        if self.save_figures:
-            if current.overlay is not None:
-                sections = dict(current.overlay)
-                frame = sections.pop("frame")
-                title = f"{current.name}" + (f", frame {frame}" if current.n_frames > 1 else "")
-                render_overlay(sections, current.spacing, f"{stem}_overlay.png", title)
-                outputs.append(Path(f"{stem}_overlay.png"))
-            if current.n_frames > 1:
-                save_timecourse(current.rows, f"{stem}_timecourse.png", current.name)
-                outputs.append(Path(f"{stem}_timecourse.png"))
+        outputs.append(Path(measurements_to_csv(current.rows, paths["measurements"], columns)))
+        if "tracks" in paths:
+            outputs.append(Path(tracks_to_csv(current.tracker.tracks, paths["tracks"])))
+        if "overlay" in paths and current.overlay is not None:
+            sections = dict(current.overlay)
+            frame = sections.pop("frame")
+            title = f"{current.name}" + (f", frame {frame}" if current.n_frames > 1 else "")
+            render_overlay(sections, current.spacing, paths["overlay"], title)
+            outputs.append(paths["overlay"])
+        if "timecourse" in paths:
+            save_timecourse(current.rows, paths["timecourse"], current.name)
+            outputs.append(paths["timecourse"])
         # last: its presence says every other output of the file is complete (CompletedOutputs)
-        outputs.append(current.quality.save(f"{stem}_quality.json"))
+        outputs.append(current.quality.save(paths["quality"]))
         self.written.append(current.path)
         logger.info(f"{current.path}: wrote {', '.join(p.name for p in outputs)}")
 
@@ -390,8 +420,8 @@ class TomogramWriter:
             writer.discard()
         if current.prob is not None:
             current.prob.discard()
-        stem = self.output_dir / current.name
-        for suffix in ("_measurements.csv", "_tracks.csv", "_quality.json", "_overlay.png", "_timecourse.png"):
-            Path(f"{stem}{suffix}").unlink(missing_ok=True)
+        for kind in ("measurements", "tracks", "overlay", "timecourse", "quality"):  # the label writers discarded theirs
+            if kind in current.paths:
+                current.paths[kind].unlink(missing_ok=True)
         logger.log(logging.WARNING if announce else logging.DEBUG,
                    f"{current.path}: stopped after {current.frames_done} of {current.n_frames} frames; no outputs kept.")

@@ -222,6 +222,8 @@ def segment_image(
     import nibabel as nib
 
     from osnet_monai.inference.cli import segment
+    from osnet_monai.inference.postprocessing import voxel_spacing
+    from osnet_monai.inference.writer import output_paths
 
     info = dict((metadata or {}).get(META_KEY) or {})
     info.setdefault("name", name)
@@ -233,16 +235,17 @@ def segment_image(
         overrides["tta"] = True
     status = segment([path], out, bundle, **overrides)
     stem = file_stem(path)
-    mask_path = out / f"{stem}_nucleus.nii.gz"
+    outputs = output_paths(out, stem)
+    mask_path = outputs["nucleus"]
     if status != 0 or not mask_path.is_file():
         raise RuntimeError(_failure(out, path))
     mask_image = nib.load(mask_path)
     nuclei = _as_napari(np.asarray(mask_image.dataobj), np.shape(data))
     # the engine's own cells (one per nucleus, the ids the measurements use): the same as the CLI's
-    cells = _as_napari(np.asarray(nib.load(out / f"{stem}_cell.nii.gz").dataobj), np.shape(data))
-    spacing = [float(s) for s in np.sqrt((mask_image.affine[:3, :3] ** 2).sum(axis=0))]  # (x, y, z), also for a 2D mask
+    cells = _as_napari(np.asarray(nib.load(outputs["cell"]).dataobj), np.shape(data))
+    spacing = list(voxel_spacing(mask_image.affine))  # (x, y, z), also for a 2D mask
     series = np.ndim(data) == (3 if is_2d else 4)
-    columns, rows = _read_rows(out / f"{stem}_measurements.csv")
+    columns, rows = _read_rows(outputs["measurements"])
     tracks, graph = tracks_from_rows(rows, spacing, is_2d) if series and rows else (None, {})
     return Segmentation(stem, nuclei, cells, columns, rows, tracks, graph, out)
 
