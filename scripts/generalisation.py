@@ -9,6 +9,7 @@ and worst style, go to ``docs/generalisation.md``.
     python scripts/generalisation.py                                   # every variant, every style
     python scripts/generalisation.py --variants ours --styles beam     # one cell of the table
     python scripts/generalisation.py --variants shipped                # the shipped model, no training
+    python scripts/generalisation.py --candidate run/model.pt v0.5-rc  # a checkpoint that may be shipped
     python scripts/generalisation.py --in-style beam --minutes 20      # OS-Net vs plain BasicUNet, one style
 
 ``--in-style S`` is the other check of the recipe: every in-style variant (``IN_STYLE_VARIANTS``)
@@ -211,6 +212,23 @@ def run(variants: list[str], styles: list[str], budget: dict, work: Path, result
                   f"precision {s['precision_mean']:.3f}, recall {s['recall_mean']:.3f}", flush=True)
 
 
+def score_candidate(model: Path, name: str, styles: list[str], work: Path, results_dir: Path, n_test: int,
+                    test_seed: int) -> None:
+    """A checkpoint that may replace the shipped one (its model card beside it says how it sees its
+    input), scored like the shipped model on the same new fields: ``candidate-<name>`` rows."""
+    for style in styles:
+        result_file = results_dir / f"candidate-{name}" / f"{style}.json"
+        if result_file.is_file():
+            continue
+        result = evaluate(model, test_set(style, work, n_test, test_seed), {})
+        result["train_seconds"] = 0.0
+        result["checkpoint"] = str(model)
+        result_file.parent.mkdir(parents=True, exist_ok=True)
+        result_file.write_text(json.dumps(result, indent=1))
+        s = result["summary"]
+        print(f"candidate-{name} on {style}: Dice {s['dice_mean']:.3f} (SD {s['dice_sd']:.3f})", flush=True)
+
+
 def in_style_data(style: str, work: Path, seed: int = 9500) -> Path:
     """10 training and 3 validation fields of ``style`` alone (seed unused by the default data set)."""
     from osnet_monai.phantoms import generate_dataset
@@ -322,6 +340,7 @@ def write_report(results: dict, n_test: int, test_seed: int, path: Path) -> None
         "augmentation to the same models; *shipped-vX* is the bundle's model as a user gets it (v0.2.0",
         "saw only the classic engine's presets, v0.3.0 all four styles with other seeds);",
         "*shipped-vX+tta* is that model with flip test-time augmentation;",
+        "*candidate-NAME* is a checkpoint that may replace the shipped one, scored the same way;",
         "*shipped-vX-contrastF* is that model on the same fields with their RI contrast to the medium",
         "multiplied by F, as another instrument's calibration would report it.",
         "",
@@ -377,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "generalisation", help="finished cells")
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "generalisation.md")
     parser.add_argument("--no-report", action="store_true", help="run, but leave the report alone")
+    parser.add_argument("--candidate", nargs=2, metavar=("CHECKPOINT", "NAME"),
+                        help="instead: score a checkpoint that may be shipped, as row candidate-NAME")
     parser.add_argument("--in-style", choices=list(STYLES), help="instead: the in-style check on this style")
     parser.add_argument("--in-style-variants", nargs="+", default=["ours", "basicunet"], choices=list(IN_STYLE_VARIANTS))
     parser.add_argument("--minutes", type=float, default=20.0, help="in-style training budget per variant")
@@ -391,7 +412,11 @@ def main(argv: list[str] | None = None) -> int:
             write_in_style_report(args.results, args.test_fields, args.test_seed, args.in_style_report)
             print(f"wrote {args.in_style_report}")
         return 0
-    run(args.variants, args.styles, budget, args.work, args.results, args.test_fields, args.test_seed)
+    if args.candidate:
+        score_candidate(Path(args.candidate[0]), args.candidate[1], args.styles, args.work, args.results,
+                        args.test_fields, args.test_seed)
+    else:
+        run(args.variants, args.styles, budget, args.work, args.results, args.test_fields, args.test_seed)
     if not args.no_report:
         write_report(collect(args.results), args.test_fields, args.test_seed, args.report)
         print(f"wrote {args.report}")
