@@ -21,7 +21,7 @@ import torch
 from helpers import REPO_ROOT, write_ellipsoid_dataset
 from osnet_monai.handlers import save_atomically  # imported here, so the forked writer starts at once
 
-EPOCHS, ITERATIONS = 2, 2
+EPOCHS, ITERATIONS = 2, 12  # an epoch long enough that the kill lands inside epoch 2 on a busy machine
 
 
 def training_command(dataset, out) -> list[str]:
