@@ -148,7 +148,8 @@ class TomogramWriter:
 
     Attach to the inference evaluator (``val_handlers``); items come from
     :class:`osnet_monai.inference.TomogramStream`, with ``pred`` the network's output, which
-    ``postprocessing`` turns into the binary mask on the input's own grid ``(1, X, Y, Z)`` (without
+    ``postprocessing`` turns into nucleus ids (integer, :class:`~osnet_monai.inference.LabelNucleid`)
+    or a binary mask (float, labelled here) on the input's own grid ``(1, X, Y, Z)`` (without
     ``postprocessing``, the evaluator's own must have done so). With ``workers=1`` postprocessing,
     measuring and writing run on a thread while the evaluator segments the next frame
     (:class:`osnet_monai.inference.overlap.BackgroundWorker`); the outputs are the same as with 0.
