@@ -45,6 +45,7 @@ VARIANTS: dict[str, dict] = {
     "ours": OURS,
     "ours-medium": OURS_MEDIUM,
     "ours-2.5d": {**OURS, "context": 1},
+    "ours-medium-2.5d": {**OURS_MEDIUM, "context": 1},
 }
 #: a plain MONAI BasicUNet as a user would first train it: flips only, Dice + BCE, constant learning
 #: rate, no EMA. It gets the same per-field standardisation as OS-Net: some normalisation is needed,
@@ -335,7 +336,8 @@ def write_report(results: dict, n_test: int, test_seed: int, path: Path) -> None
         "v0.3.0 was trained with (robust per-field normalisation, instrument augmentation, Dice + BCE,",
         "warm-up and cosine decay, EMA weights); *ours-medium* is ours with the paper's normalisation",
         "(`train.json`'s defaults since 0.5.0, chosen by this table),",
-        "*ours-2.5d* ours with the section's two neighbours as extra input channels;",
+        "*ours-2.5d* ours with the section's two neighbours as extra input channels, *ours-medium-2.5d* the",
+        "same for ours-medium;",
         "*+tta* adds flip test-time",
         "augmentation to the same models; *shipped-vX* is the bundle's model as a user gets it (v0.2.0",
         "saw only the classic engine's presets, v0.3.0 all four styles with other seeds);",

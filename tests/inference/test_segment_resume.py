@@ -90,3 +90,45 @@ def test_complete_outputs_need_the_settings_files_and_the_same_input(tmp_path):
     assert CompletedOutputs(out, save_figures=False)(str(tmp_path / "x.nii.gz"))
     (out / "x_quality.json").write_text("{trunc")
     assert not CompletedOutputs(out)(str(tmp_path / "x.nii.gz"))
+
+
+def _outputs(folder) -> dict[str, object]:
+    """Every file of an output folder by name: label arrays, text of tables and tracks."""
+    found = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.endswith(".nii.gz"):
+            found[path.name] = np.asarray(nib.load(path).dataobj)
+        elif path.suffix in (".csv",):
+            found[path.name] = path.read_text()
+        else:
+            found[path.name] = None  # present (run.json, report.html, quality: they record times and paths)
+    return found
+
+
+@pytest.mark.slow
+def test_two_segment_processes_on_one_output_folder_write_whole_files(tmp_path, untrained_checkpoint):
+    """Two users start ``segment`` on the same inputs into the same folder at once: both finish, and
+    every output is a whole file equal to what one run alone writes (atomic renames, per-process
+    temporaries); nothing half-written stays behind."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for seed, name in enumerate(NAMES):
+        frames = [render_field(PRESETS["hx1"].replace(name="s", field_shape=(96, 80, 24)), seed=seed + k).image for k in range(2)]
+        write_nifti(inputs / f"{name}.nii.gz", np.stack(frames, -1), SPACING, time_step_s=30.0, medium_ri=PRESETS["hx1"].medium_ri)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    alone = subprocess.run(_segment(inputs, tmp_path / "alone", untrained_checkpoint, "--no-figures"), env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    shared = tmp_path / "shared"
+    runs = [subprocess.Popen(_segment(inputs, shared, untrained_checkpoint, "--no-figures"), env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for run in runs:
+        _, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err[-2000:]
+    expected, got = _outputs(tmp_path / "alone"), _outputs(shared)
+    assert sorted(got) == sorted(expected)  # no temporaries (hidden names) left, nothing missing
+    for name, value in expected.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(got[name], value, err_msg=name)
+        elif value is not None:
+            assert got[name] == value, name
