@@ -23,6 +23,7 @@ from monai.data import MetaTensor
 from monai.transforms import FillHoles, FillHolesd, Invertd, MapTransform, RemoveSmallObjects, RemoveSmallObjectsd
 from monai.utils import convert_data_type, convert_to_dst_type, ensure_tuple_rep
 from osnet_monai.measurements import label_nuclei
+from osnet_monai.readers import spacing_from_affine
 
 __all__ = [
     "CroppedFillHoles",
@@ -258,8 +259,7 @@ class InvertSectionSpacingd(MapTransform):
 
 def voxel_spacing(affine) -> tuple[float, float, float]:
     """The voxel size (um) along x, y and z of a 4 x 4 affine: the lengths of its first three columns."""
-    a = np.asarray(convert_data_type(affine, np.ndarray)[0], dtype=np.float64)
-    return tuple(float(s) for s in np.sqrt((a[:3, :3] ** 2).sum(axis=0)))  # type: ignore[return-value]
+    return tuple(float(s) for s in spacing_from_affine(convert_data_type(affine, np.ndarray)[0])[:3])  # type: ignore[return-value]
 
 
 def input_ndim(*tensors) -> int | None:

@@ -20,6 +20,7 @@ from .checks import (
     as_refractive_index,
     check_tomogram,
     detect_ri_scale,
+    spacing_from_affine,
 )
 from ._util import format_medium_tag, parse_medium_ri
 from .errors import InputError
@@ -42,6 +43,7 @@ __all__ = [
     "as_refractive_index",
     "check_tomogram",
     "detect_ri_scale",
+    "spacing_from_affine",
     "file_stem",
     "format_medium_tag",
     "is_supported",

@@ -27,6 +27,7 @@ __all__ = [
     "check_declared_size",
     "check_tomogram",
     "detect_ri_scale",
+    "spacing_from_affine",
 ]
 
 PathLike = str | os.PathLike
@@ -152,10 +153,21 @@ def _spacing_from_meta(meta: Mapping[str, Any], n_spatial: int) -> np.ndarray | 
         return np.asarray(meta["spacing"], dtype=np.float64).reshape(-1)[:n_spatial]
     affine = meta.get("affine")
     if affine is not None:
-        affine = np.asarray(affine, dtype=np.float64)
-        r = affine.shape[0] - 1
-        return np.sqrt((affine[:r, :r] ** 2).sum(axis=0))[:n_spatial]
+        return spacing_from_affine(affine)[:n_spatial]
     return None
+
+
+def spacing_from_affine(affine) -> np.ndarray:
+    """The voxel size along each spatial axis of an ``(r + 1) x (r + 1)`` affine: the lengths of its
+    first ``r`` columns (a rotated or flipped grid keeps its spacing).
+
+    Examples:
+        >>> spacing_from_affine(np.diag([-0.2, 0.2, 0.5, 1.0])).tolist()
+        [0.2, 0.2, 0.5]
+    """
+    affine = np.asarray(affine, dtype=np.float64)
+    r = affine.shape[0] - 1
+    return np.sqrt((affine[:r, :r] ** 2).sum(axis=0))
 
 
 def _check_shape(a: np.ndarray, meta: Mapping[str, Any], path: PathLike | None) -> None:

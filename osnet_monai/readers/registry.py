@@ -27,7 +27,7 @@ from monai.utils import MetaKeys
 
 from ._util import diag_affine, length_to_um, parse_medium_ri, plausible_time_step, time_to_s
 from .capture import LibraryMessages, c_library_stderr, library_messages
-from .checks import MAX_VOXEL_UM, check_declared_size, check_tomogram
+from .checks import MAX_VOXEL_UM, check_declared_size, check_tomogram, spacing_from_affine
 from .errors import InputError, input_error
 from .tcf import TCFReader
 from .tiff import TiffStackReader
@@ -137,8 +137,8 @@ def nifti_meta(path: str, shape: Sequence[int], meta: dict) -> None:
     # The header as stored: MONAI's reader may rewrite pixdim (time step included) to match the affine.
     header = nib.load(path).header
     affine = np.asarray(meta[MetaKeys.AFFINE], dtype=np.float64)
-    r = affine.shape[0] - 1
-    spacing = np.sqrt((affine[:r, :r] ** 2).sum(axis=0))
+    spacing = spacing_from_affine(affine)
+    r = spacing.size
     space_unit, time_unit = header.get_xyzt_units()
     factor, source = length_to_um(space_unit if space_unit != "micron" else "um"), "nifti"
     if space_unit == "mm" and not np.all(spacing * 1e3 <= MAX_VOXEL_UM):
