@@ -12,7 +12,11 @@ from pathlib import Path
 
 from osnet_monai.inference.writer import OUTPUT_FORMATS
 
-__all__ = ["bundle_dir", "segment", "add_arguments", "run", "add_demo_arguments", "run_demo"]
+#: what finds the nuclei: the bundle's network, or the paper's edge-based baseline (no weights);
+#: each names the config files merged in order
+METHODS = {"osnet": ("inference.json",), "edge-based": ("inference.json", "edge_based.json")}
+
+__all__ = ["METHODS", "bundle_dir", "segment", "add_arguments", "run", "add_demo_arguments", "run_demo"]
 
 
 def bundle_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -39,12 +43,17 @@ def segment(
     inputs: list[str],
     output_dir: str | os.PathLike,
     bundle: str | os.PathLike | None = None,
+    method: str = "osnet",
     **overrides,
 ) -> int:
     """Runs the bundle's inference config on ``inputs``; returns the exit status (1 when any input failed).
 
-    ``overrides`` replace config values by id (``None`` included, e.g. ``malloc_mmap_threshold=None``).
+    ``method`` "edge-based" merges ``configs/edge_based.json`` (the paper's Sobel baseline) in place of
+    the network. ``overrides`` replace config values by id (``None`` included, e.g.
+    ``malloc_mmap_threshold=None``).
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     from monai.bundle import ConfigWorkflow
 
     root = bundle_dir(bundle)
@@ -57,7 +66,7 @@ def segment(
         bundle_logger.setLevel(logging.ERROR)
         try:
             workflow = ConfigWorkflow(
-                config_file=str(root / "configs" / "inference.json"),
+                config_file=[str(root / "configs" / name) for name in METHODS[method]],
                 meta_file=str(root / "configs" / "metadata.json"),
                 logging_file=False,
                 workflow_type="infer",
@@ -95,6 +104,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default=None,
         help="checkpoint to use (default: BUNDLE/models/model.pt); its model card (model.json) sets threshold and 2.5D context",
+    )
+    parser.add_argument(
+        "--method", choices=list(METHODS), default="osnet",
+        help="osnet (the bundle's network, default) or edge-based: the paper's Sobel baseline, no weights, for comparison",
     )
     parser.add_argument("--tta", action="store_true", help="average with horizontally and vertically flipped sections")
     parser.add_argument("--save-prob", action="store_true", help="also write NAME_prob.nii.gz")
@@ -157,7 +170,11 @@ def run(args: argparse.Namespace) -> int:
     _console_logging()
     if (root := _find_bundle("segment", args.bundle)) is None:
         return 2
-    return segment(args.inputs, args.output_dir, root, **_overrides(args))
+    if args.method != "osnet" and (args.model or args.tta or args.threshold is not None):
+        print("osnet-monai segment: error: --model, --tta and --threshold apply to the network, not to --method "
+              f"{args.method}", file=sys.stderr)
+        return 2
+    return segment(args.inputs, args.output_dir, root, method=args.method, **_overrides(args))
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -180,7 +197,7 @@ def run_demo(args: argparse.Namespace) -> int:
     generate_dataset(out / "example", n=1, frames=args.frames, seed=args.seed, preset="ht2h", validation_fraction=0.0)
     image = next((out / "example" / "images").glob("*.nii.gz"))
     print(f"Example 4D series ({args.frames} frames): {image}")
-    status = segment([str(image)], out / "segmentation", root, **_overrides(args))
+    status = segment([str(image)], out / "segmentation", root, method=args.method, **_overrides(args))
     print(f"\nOutputs in {out / 'segmentation'} ({time.perf_counter() - start:.0f} s):")
     for path in sorted((out / "segmentation").iterdir()):
         print(f"  {path.name}")

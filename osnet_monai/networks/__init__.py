@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from osnet_monai.networks.blocks import GCN, ConvBlock, FusionBlock, ResidualBlock, UpConcat, UpSum
+from osnet_monai.networks.edge_based import EdgeBased, edge_based_mask
 from osnet_monai.networks.osnet import STYLES, OSNet
 from osnet_monai.networks.table1 import (
     TABLE1_EXPERIMENTS,
@@ -14,6 +15,8 @@ from osnet_monai.networks.table1 import (
 
 __all__ = [
     "OSNet",
+    "EdgeBased",
+    "edge_based_mask",
     "STYLES",
     "GCN",
     "ConvBlock",
