@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "phantoms": ("osnet_monai.phantoms.cli", "write synthetic ODT tomograms with nucleus labels"),
     "segment": ("osnet_monai.inference.cli", "segment nuclei in tomograms with the bundle's model"),
     "demo": ("osnet_monai.inference.demo", "segment a small 4D phantom series with the shipped model"),
+    "fl-labels": ("osnet_monai.fl_labels", "nucleus masks from a recorded nuclear stain (TCF /Data/3DFL), to train on"),
 }
 
 

@@ -32,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list-styles", action="store_true", help="list the rendering styles and presets, then exit")
     parser.add_argument("--tcf", action="store_true", help="also write tcf/NAME.TCF (Tomocube HDF5 layout)")
     parser.add_argument(
+        "--fluorescence", action="store_true",
+        help="also record a simulated DAPI/Hoechst channel in tcf/NAME.TCF (/Data/3DFL), for osnet-monai fl-labels",
+    )
+    parser.add_argument(
         "--nonneg-fill", choices=["preset", "on", "off"], default="preset",
         help="presets only: non-negativity fill of the missing cone as the preset says (default), or on/off",
     )
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             sources = args.sources or list(STYLES)
             path = generate_dataset(
                 args.out_dir, n=args.n, frames=args.frames, seed=args.seed,
-                preset=sources if len(sources) > 1 else sources[0], tcf=args.tcf,
+                preset=sources if len(sources) > 1 else sources[0], tcf=args.tcf, fluorescence=args.fluorescence,
                 validation_fraction=args.validation_fraction, workers=args.workers,
                 nonneg_fill={"preset": None, "on": True, "off": False}[args.nonneg_fill],
             )

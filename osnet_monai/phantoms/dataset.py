@@ -12,7 +12,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from .field import render_field
+from .field import field_rng, render_field
+from .fluorescence import draw_stain, render_fluorescence
 from .io import ri_to_uint16, write_json, write_lineage, write_nifti, write_tcf
 from .mitosis import DIVISION_SERIES_FRAMES, SERIES_NAME, render_division_series
 from .presets import PRESETS
@@ -96,10 +97,22 @@ def _write_one(job: dict) -> dict:
     stored = ri_to_uint16(image) if storage == "uint16" else image.astype(np.float32)
     write_nifti(out / "images" / f"{name}.nii.gz", stored, spacing, step, medium)
     write_nifti(out / "labels" / f"{name}.nii.gz", label.astype(np.uint8), spacing, step, medium)
-    if job["tcf"]:
+    if job["tcf"] or job.get("fluorescence"):
         vol = image if image.ndim == 4 else image[..., None]
         zyx = np.transpose(vol, (3, 2, 1, 0))  # (T, Z, Y, X)
-        write_tcf(out / "tcf" / f"{name}.TCF", zyx, spacing, step, uint16=storage == "uint16", title=name)
+        stack = None
+        if job.get("fluorescence"):
+            # the channel's own generator: the RI and labels stay byte for byte what they were
+            fl_rng = field_rng(job["seed"], job["index"], f"{source}:fluorescence")
+            stack = render_fluorescence(label, spacing, draw_stain(fl_rng), fl_rng)
+            stain = stack.stain
+            extra["fluorescence"] = {"stain": stain.name, "modality": stain.modality,
+                                     "z_step_factor": stain.z_step_factor,
+                                     "offset_um": [round(v, 4) for v in stain.offset_um],
+                                     "recorded_offset_z_um": round(stain.recorded_offset_z_um, 4)}
+        write_tcf(out / "tcf" / f"{name}.TCF", zyx, spacing, step, uint16=storage == "uint16", title=name,
+                  fluorescence=stack)
+        extra["tcf"] = f"tcf/{name}.TCF"
     n_sections = int((label.reshape(label.shape[0], label.shape[1], -1).sum(axis=(0, 1)) > 0).sum())
     return {
         "image": f"images/{name}.nii.gz",
@@ -148,6 +161,7 @@ def generate_dataset(
     workers: int | None = None,
     name: str = "osnet-phantoms",
     nonneg_fill: bool | None = None,
+    fluorescence: bool = False,
 ) -> pathlib.Path:
     """Write ``n`` synthetic fields (3-D, or 4-D X, Y, Z, T when ``frames > 1``) and a MONAI datalist.
 
@@ -162,7 +176,9 @@ def generate_dataset(
             (uint16 ids, a cell with its nucleus's id, constant along a track) and
             ``instances/NAME_tracks.csv`` (the lineage: track_id, first_frame, last_frame, parent_id),
             named in the datalist entry.
-        tcf: also write ``tcf/NAME.TCF`` (Tomocube HDF5 layout).
+        tcf: also write ``tcf/NAME.TCF`` (Tomocube HDF5 layout), named in the entry as ``tcf``.
+        fluorescence: also record a simulated nuclear stain channel in the TCF file (implies ``tcf``;
+            :mod:`.fluorescence`); the entry's ``fluorescence`` states the stain and the true offsets.
         validation_fraction: share of files in the ``validation`` list (never sharing a cell_id with
             ``training``).
         workers: processes (default: up to 2).
@@ -180,7 +196,7 @@ def generate_dataset(
     for i in range(int(n)):
         pname = names[i % len(names)]
         jobs.append({"out_dir": str(out), "preset": pname, "seed": int(seed), "index": i, "frames": int(frames),
-                     "tcf": bool(tcf), "name": f"{pname}-s{int(seed)}-{i:04d}", "nonneg_fill": nonneg_fill})
+                     "tcf": bool(tcf), "fluorescence": bool(fluorescence), "name": f"{pname}-s{int(seed)}-{i:04d}", "nonneg_fill": nonneg_fill})
     entries = _run_jobs(jobs, _default_workers() if workers is None else int(workers))
     training, validation = _split(entries, validation_fraction, seed)
     datalist = {

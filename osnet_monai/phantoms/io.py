@@ -83,6 +83,7 @@ def write_tcf(
     *,
     title: str = "osnet-monai phantom",
     compression: str | None = "gzip",
+    fluorescence=None,
 ) -> pathlib.Path:
     """Write RI volumes as a Tomocube TCF file (HDF5), shaped like the instrument's.
 
@@ -101,6 +102,11 @@ def write_tcf(
         time_interval_s: interval between time points.
         uint16: store RI x 10,000 as uint16 (format 1.4.x, current instruments) instead of float32 RI
             (format 1.2, older instruments).
+        fluorescence: a :class:`~osnet_monai.phantoms.fluorescence.FluorescenceStack` stored as the
+            instrument stores a fluorescence channel: group ``/Data/3DFL`` (``DataCount``, ``Channels``,
+            ``ResolutionX/Y/Z``, ``SizeX/Y/Z``, ``TimeInterval``, ``OffsetZ`` in um, ``MinIntensity``,
+            ``MaxIntensity``), channel group ``CH0`` (``Name``, ``Modality``) with one uint16 (Z, Y, X)
+            dataset per time point ``/Data/3DFL/CH0/000000`` ... (attrs ``Time``, ``Min/MaxIntensity``).
     """
     import h5py
 
@@ -164,6 +170,26 @@ def write_tcf(
                 ds.attrs["RecordingTime"] = s("2020-01-01 00:00:00.000")
                 for axis in ("X", "Y", "Z", "C"):
                     ds.attrs[f"Position{axis}"] = f64(0.0)
+            if fluorescence is not None:
+                counts = np.asarray(fluorescence.counts, np.uint16)
+                if counts.ndim != 4 or counts.shape[0] != n_t or counts.shape[2:] != (ny, nx):
+                    raise ValueError(f"fluorescence counts must be (T={n_t}, Z, {ny}, {nx}), got {counts.shape}")
+                fl = f["Data"].create_group("3DFL")
+                fvx, fvy, fvz = (float(v) for v in fluorescence.voxel_size_um)
+                for key, value in (("DataCount", i64(n_t)), ("Channels", i64(1)), ("ResolutionX", f64(fvx)), ("ResolutionY", f64(fvy)),
+                                   ("ResolutionZ", f64(fvz)), ("SizeX", i64(nx)), ("SizeY", i64(ny)),
+                                   ("SizeZ", i64(counts.shape[1])), ("TimeInterval", f64(float(time_interval_s))),
+                                   ("OffsetZ", f64(float(fluorescence.offset_z_um))),
+                                   ("MinIntensity", f64(float(counts.min()))), ("MaxIntensity", f64(float(counts.max())))):
+                    fl.attrs[key] = value
+                channel = fl.create_group("CH0")
+                channel.attrs["Name"] = s(fluorescence.stain.name)
+                channel.attrs["Modality"] = s(fluorescence.stain.modality)
+                for t in range(n_t):
+                    ds = channel.create_dataset(f"{t:06d}", data=counts[t], chunks=(min(counts.shape[1], 16), min(ny, 128), min(nx, 128)), **opts)
+                    ds.attrs["Time"] = f64(t * float(time_interval_s))
+                    ds.attrs["MinIntensity"] = f64(float(counts[t].min()))
+                    ds.attrs["MaxIntensity"] = f64(float(counts[t].max()))
     return path
 
 

@@ -26,7 +26,16 @@ from ._util import format_medium_tag, parse_medium_ri
 from .errors import InputError
 from .frames import FrameSource, open_frames
 from .registry import file_stem, is_supported, load_tomogram, reader_for, register_reader, supported_suffixes
-from .tcf import TCFInfo, TCFReader, iter_tcf_frames, read_tcf_frame, tcf_frame_count, tcf_info
+from .tcf import (
+    TCFInfo,
+    TCFReader,
+    iter_tcf_frames,
+    read_tcf_fluorescence,
+    read_tcf_frame,
+    tcf_fluorescence_channels,
+    tcf_frame_count,
+    tcf_info,
+)
 from .tiff import TiffStackReader
 
 __all__ = [
@@ -50,7 +59,9 @@ __all__ = [
     "parse_medium_ri",
     "iter_tcf_frames",
     "load_tomogram",
+    "read_tcf_fluorescence",
     "read_tcf_frame",
+    "tcf_fluorescence_channels",
     "reader_for",
     "register_reader",
     "supported_suffixes",

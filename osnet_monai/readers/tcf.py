@@ -6,6 +6,9 @@ Layout read here (as written by Tomocube's software and read by the ``tcfile`` p
     /Data/3D              attrs ResolutionX/Y/Z (um per voxel), SizeX/Y/Z, DataCount, TimeInterval (s)
     /Data/3D/000000       one RI volume per time point, stored (Z, Y, X); attrs Time (s), RIMin, RIMax
     /Info/Device          attrs RI (medium refractive index), NA, Magnification, Wavelength
+    /Data/3DFL            a fluorescence channel, when recorded: attrs ResolutionX/Y/Z, SizeX/Y/Z, OffsetZ
+                          (um, the grid's z-origin in the RI frame), DataCount; /Data/3DFL/CH0/000000 ...
+                          one (Z, Y, X) intensity volume per time point (read by read_tcf_fluorescence)
 
 Attributes are usually stored as one-element arrays. Format versions before 1.3 store float32 RI;
 later versions store uint16 RI x 10,000. A short-lived intermediate format stored each time point as a
@@ -45,12 +48,22 @@ try:  # registers the LZ4/Zstd/... HDF5 filters that recent Tomocube files are c
 except ImportError:  # pragma: no cover - depends on the environment
     _HAS_HDF5PLUGIN = False
 
-__all__ = ["TCFInfo", "TCFReader", "iter_tcf_frames", "read_tcf_frame", "tcf_frame_count", "tcf_info"]
+__all__ = [
+    "TCFInfo",
+    "TCFReader",
+    "iter_tcf_frames",
+    "read_tcf_fluorescence",
+    "read_tcf_frame",
+    "tcf_fluorescence_channels",
+    "tcf_frame_count",
+    "tcf_info",
+]
 
 PathLike = str | os.PathLike
 _FRAME_NAME = re.compile(r"^\d{6}$")
 _TILE_NAME = re.compile(r"^TILE_\d+$")
 _RI3D = "/Data/3D"
+_FL3D = "/Data/3DFL"
 
 
 @dataclass(frozen=True)
@@ -345,6 +358,60 @@ def iter_tcf_frames(path: PathLike, time_points: Sequence[int] | None = None) ->
             with _reading(path):
                 frame = _read_frame_open(f, info, t)
             yield frame
+
+
+def tcf_fluorescence_channels(path: PathLike) -> tuple[str, ...]:
+    """The fluorescence channels (``CH0``, ...) recorded in a TCF file; empty when there are none."""
+    with _reading(path), _open(path) as f:
+        group = f.get(_FL3D)
+        if not isinstance(group, h5py.Group):
+            return ()
+        return tuple(sorted(k for k in group.keys() if re.match(r"^CH\d+$", k) and isinstance(group[k], h5py.Group)))
+
+
+def read_tcf_fluorescence(path: PathLike, t: int = 0, channel: str = "CH0") -> tuple[np.ndarray, dict]:
+    """Time point ``t`` of a fluorescence channel, on its own grid.
+
+    Returns:
+        ``(array, meta)``: float32 intensities of shape (X, Y, Z'), and meta with ``spacing`` (x, y, z
+        um of the fluorescence grid), ``offset_z_um`` (its z-origin in the RI frame: voxel ``k``'s
+        centre lies at ``(k + 0.5) * dz' + offset_z_um`` where RI voxel ``i``'s lies at
+        ``(i + 0.5) * dz``), ``channel``, ``name`` (the stain, when recorded), ``time_index``.
+
+    Raises:
+        InputError: the file has no such channel or time point, or its grid is not stated.
+    """
+    with _reading(path), _open(path) as f:
+        group = f.get(_FL3D)
+        if not isinstance(group, h5py.Group):
+            raise input_error(path, f"no fluorescence channel recorded ({_FL3D} is missing)")
+        node = group.get(channel)
+        if not isinstance(node, h5py.Group):
+            present = ", ".join(sorted(group.keys())) or "none"
+            raise input_error(path, f"no fluorescence channel {channel} in {_FL3D} (present: {present})")
+        frames = sorted((k for k in node.keys() if _FRAME_NAME.match(k)), key=int)
+        if not frames:
+            raise input_error(path, f"{_FL3D}/{channel} holds no time-point volumes")
+        if not -len(frames) <= t < len(frames):
+            raise input_error(path, f"{_FL3D}/{channel} has {len(frames)} time point(s), time point {t} asked for")
+        spacing = tuple(_float_attr(group, f"Resolution{a}") for a in "XYZ")
+        if any(v is None or v <= 0 for v in spacing):
+            raise input_error(path, f"{_FL3D} lacks valid ResolutionX/ResolutionY/ResolutionZ attributes (voxel size)")
+        data = node[frames[t]]
+        if not isinstance(data, h5py.Dataset) or data.ndim != 3:
+            raise input_error(path, f"{_FL3D}/{channel}/{frames[t]} is not a (Z, Y, X) volume")
+        check_declared_size(path, tuple(data.shape), data.dtype.itemsize, data.id.get_storage_size(), _codec(data),
+                            part=f"fluorescence time point {frames[t]}")
+        zyx = data[()].astype(np.float32)
+        meta = {
+            "spacing": np.asarray(spacing, dtype=np.float64),
+            "offset_z_um": _float_attr(group, "OffsetZ") or 0.0,
+            "channel": channel,
+            "name": str(_attr(node, "Name", "")),
+            "time_index": len(frames) + t if t < 0 else t,
+            "frame_count": len(frames),
+        }
+        return zyx.transpose(2, 1, 0), meta
 
 
 class TCFReader(ImageReader):
