@@ -150,14 +150,14 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / seconds / 1e9
 
 
-def flops_per_section(size: int = 448) -> int:
-    """OS-Net's FLOPs for one ``size`` x ``size`` section (``torch.utils.flop_counter``)."""
+def flops_per_section(size: int = 448, network=None) -> int:
+    """FLOPs of ``network`` (default OS-Net) for one ``size`` x ``size`` section (``torch.utils.flop_counter``)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from osnet_monai.networks import OSNet
 
-    net = OSNet().eval()
+    net = (network if network is not None else OSNet()).eval()
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         net(torch.zeros(1, 1, size, size))
     return int(counter.get_total_flops())

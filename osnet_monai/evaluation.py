@@ -29,6 +29,7 @@ __all__ = [
     "contrast_scaled",
     "summary",
     "run_fold",
+    "fit_to_budget",
     "SECTION_METRICS",
 ]
 
@@ -161,13 +162,43 @@ def summary(scores: dict[str, dict]) -> dict[str, float]:
     }
 
 
+def fit_to_budget(workflow, minutes: float) -> None:
+    """Makes a ``train.json`` workflow stop after ``minutes`` of wall-clock training.
+
+    After the first epoch, its duration sets how many epochs fit the budget, and the learning-rate
+    schedule (``train#scheduler``, when it has ``t_total``) is stretched to end with them; the
+    configured ``max_epochs`` is then replaced. A resumed run plans again from its own first epoch.
+    Call after ``workflow.initialize()``, before ``workflow.run()``.
+    """
+    import time
+
+    from ignite.engine import Events
+
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    start = time.perf_counter()
+    planned: list[float] = []
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def _plan_budget(engine):
+        if planned:
+            return
+        planned.append(time.perf_counter() - start)
+        engine.state.max_epochs = max(engine.state.epoch, int(60 * minutes // planned[0]))
+        scheduler = workflow.parser.get_parsed_content("train#scheduler")
+        if hasattr(scheduler, "t_total"):
+            scheduler.t_total = engine.state.max_epochs * engine.state.epoch_length
+
+
 def run_fold(
-    network: str, augment: bool, fold: int, run_dir: str | os.PathLike, overrides: dict, bundle: str | os.PathLike | None = None
+    network: str | dict, augment: bool, fold: int, run_dir: str | os.PathLike, overrides: dict,
+    bundle: str | os.PathLike | None = None, minutes: float | None = None,
 ) -> dict[str, float]:
-    """Trains one Table 1 row (``network``, a :func:`osnet_monai.networks.table1_model` name) on one
-    fold with the bundle's ``train.json`` (resuming when interrupted) and scores its best checkpoint
-    on the held-out fold with ``evaluate.json``: :data:`SECTION_METRICS` -> value. ``overrides``
-    replace config values by id; ``bundle`` as in :func:`osnet_monai.inference.cli.bundle_dir`."""
+    """Trains one Table 1 row (``network``, a :func:`osnet_monai.networks.table1_model` name, or any
+    ``network_def`` such as MONAI's BasicUNet) on one fold with the bundle's ``train.json``
+    (resuming when interrupted) and scores its best checkpoint on the held-out fold with
+    ``evaluate.json``: :data:`SECTION_METRICS` -> value. ``overrides`` replace config values by id;
+    ``bundle`` as in :func:`osnet_monai.inference.cli.bundle_dir`; ``minutes`` trains for that
+    wall-clock budget instead of a number of epochs (:func:`fit_to_budget`)."""
     from monai.bundle import ConfigWorkflow
 
     from osnet_monai.inference.cli import bundle_dir
@@ -175,7 +206,7 @@ def run_fold(
     configs = bundle_dir(bundle) / "configs"
     run_dir = Path(run_dir)
     common = {
-        "network_def": {"_target_": "osnet_monai.networks.table1_model", "name": network},
+        "network_def": network if isinstance(network, dict) else {"_target_": "osnet_monai.networks.table1_model", "name": network},
         "fold": fold,
         "augment": augment,
         "ckpt_dir": str(run_dir),
@@ -186,6 +217,8 @@ def run_fold(
         output_dir=str(run_dir / "logs"), **common,
     )
     train.initialize()
+    if minutes:
+        fit_to_budget(train, minutes)
     train.run()
     evaluate = ConfigWorkflow(
         config_file=[str(configs / "train.json"), str(configs / "evaluate.json")], workflow_type="train",

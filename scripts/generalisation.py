@@ -126,22 +126,9 @@ def train(run_dir: Path, datalist: dict, epochs: int, batch_size: int, roi: int,
     workflow.initialize()
     trainer = workflow.parser.get_parsed_content("train#trainer")
     if minutes:
-        from ignite.engine import Events
+        from osnet_monai.evaluation import fit_to_budget
 
-        start = time.perf_counter()
-
-        # after the first epoch, fit the epoch count (and the learning-rate schedule's length) to the
-        # wall-clock budget, so every variant gets the same minutes and a schedule that ends with them
-        planned = []
-
-        @trainer.on(Events.EPOCH_COMPLETED)
-        def _plan_budget(engine):
-            if planned:  # once per process: a resumed run plans again from its own first epoch
-                return
-            planned.append(time.perf_counter() - start)
-            engine.state.max_epochs = max(engine.state.epoch, int(60 * minutes // planned[0]))
-            scheduler = workflow.parser.get_parsed_content("train#scheduler")
-            scheduler.t_total = engine.state.max_epochs * engine.state.epoch_length
+        fit_to_budget(workflow, minutes)
 
     workflow.run()
     history = workflow.parser.get_parsed_content("validate#evaluator").state.metrics
