@@ -260,3 +260,38 @@ def test_label_cells_of_fortran_ordered_arrays():
     cells, nuclei = _two_cells_one_component()
     np.testing.assert_array_equal(label_cells(np.asfortranarray(cells), np.asfortranarray(nuclei), (1.0, 1.0, 1.0)),
                                   label_cells(cells, nuclei, (1.0, 1.0, 1.0)))
+
+
+def _label_cells_whole_field(mask, nuclei, spacing):
+    """The reference: one distance transform and one watershed over the whole field, then the
+    one-component rule (what label_cells computed before it worked component by component)."""
+    from skimage.segmentation import watershed
+
+    region = mask | (nuclei > 0)
+    cells = watershed(-ndimage.distance_transform_edt(region, sampling=spacing), nuclei, mask=region)
+    components, _ = ndimage.label(region)
+    for nid in np.unique(nuclei[nuclei > 0]):
+        comps, counts = np.unique(components[nuclei == nid], return_counts=True)
+        cells[(cells == nid) & (components != comps[np.argmax(counts)])] = 0
+    return cells
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_label_cells_component_by_component_equals_the_whole_field_watershed(seed):
+    """Components reached by one nucleus are taken whole and only shared ones are flooded, each in its
+    own box: the cells are those of one watershed over the whole field (up to voxels at tied
+    distances, which either seed may take)."""
+    rng = np.random.default_rng(seed)
+    differing = total = 0
+    for _ in range(20):
+        shape = tuple(int(n) for n in rng.integers(8, 30, 3))
+        mask = ndimage.gaussian_filter(rng.random(shape), 1.5) > rng.uniform(0.45, 0.55)
+        nuclei = np.zeros(shape, np.int32)
+        for _ in range(int(rng.integers(0, 6))):
+            centre, r = [int(rng.integers(0, n)) for n in shape], int(rng.integers(1, 3))
+            nuclei[tuple(slice(max(c - r, 0), c + r) for c in centre)] = int(rng.integers(1, 9))
+        spacing = tuple(float(v) for v in rng.choice([0.1, 0.2, 0.3], 3))
+        got = label_cells(mask, nuclei, spacing)
+        differing += int((got != _label_cells_whole_field(mask, nuclei, spacing)).sum())
+        total += got.size
+    assert differing <= 1e-3 * total
