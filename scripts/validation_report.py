@@ -245,8 +245,11 @@ def table1_runs(rows, folds, minutes: float, work: Path, peers: bool) -> None:
     data = ensure_default_dataset(REPO / "bundle" / "cache" / "default_dataset").parent
     overrides = {**PAPER, "dataset_dir": str(data), "batch_size": 8, "roi_size": [160, 160], "num_workers": 0,
                  "train#trainer#max_epochs": 1000}
-    jobs = ([(name, network, augment) for name, network, augment in TABLE1_EXPERIMENTS if name in rows]
-            if not peers else [(name, definition, True) for name, definition in PEERS.items() if name in rows])
+    # in the order asked for, so the rows that matter most finish first
+    table = {name: (name, network, augment) for name, network, augment in TABLE1_EXPERIMENTS}
+    if peers:
+        table = {name: (name, definition, True) for name, definition in PEERS.items()}
+    jobs = [table[name] for name in rows if name in table]
     for name, network, augment in jobs:
         for fold in folds:
             target = RESULTS / f"table1-m{minutes:g}" / name.replace(" ", "").replace("+", "_") / f"fold{fold}.json"
