@@ -1,17 +1,21 @@
-"""End to end: the bundle served by the real MONAI Label server (`monailabel start_server`, monaibundle app).
+"""End to end: the bundle served by the real MONAI Label server (`monailabel start_server`, the project's app).
 
 Runs with the MONAI Label environment's python (scripts/install_monailabel_env.sh), not the main one:
 
     .venv-monailabel/bin/python -m pytest -q tests_monailabel
 
-What it does, all on 127.0.0.1 with bounded timeouts: builds the monaibundle sample app offline
-(`monailabel apps --download`), copies bundle/ into APPS/monaibundle/model/<BUNDLE_NAME> (a copy,
+What it does, all on 127.0.0.1 with bounded timeouts: copies the project's app (monailabel_app/main.py)
+into APPS/osnet and bundle/ into APPS/osnet/model/<BUNDLE_NAME> (a copy,
 because MONAI Label's training writes into the bundle's models/ and logs/), writes two synthetic
 3D RI tomograms (osnet_monai.phantoms, HT-2H preset) into a studies folder, starts the server, then
 checks /info/, runs 3D auto-segmentation of the first through /infer (Dice against the phantom's
 truth; the same mask as the bundle's own `monai.bundle run`), saves both truths as final labels in
 the datastore and runs /train for one epoch twice (the first replaces model.pt, the second must
-train again rather than resume a finished run). The server's process group is stopped in every case.
+train again rather than resume a finished run). Under load and abuse: image ids and label tags with
+'..' or absolute paths are refused with 400 and nothing is written outside the studies folder;
+malformed and non-RI uploads get one 400 line; unknown models and images 404; 20 concurrent /infer
+requests all answer, with identical masks, and the server stays up. The server's process group is
+stopped in every case.
 
 Environment:
     OSNET_MONAILABEL_BUNDLE: a bundle folder to serve instead of bundle/.
@@ -148,13 +152,11 @@ def served(tmp_path_factory):
     workdir.mkdir(parents=True, exist_ok=True)
     apps, studies, truth_dir = workdir / "apps", workdir / "studies", workdir / "truth"
 
-    # the sample app ships inside the monailabel wheel: no network
-    subprocess.run(
-        [str(MONAILABEL), "apps", "--download", "--name", "monaibundle", "--output", str(apps)],
-        env=_env(workdir), check=True, timeout=120, capture_output=True,
-    )
-    app = apps / "monaibundle"
-    assert (app / "main.py").is_file(), f"no monaibundle app in {apps}"
+    # the project's app (monailabel_app/main.py: the sample monaibundle app's bundle part behind a
+    # guarded datastore) with a copy of the bundle
+    app = apps / "osnet"
+    app.mkdir(parents=True)
+    shutil.copy2(REPO_ROOT / "monailabel_app" / "main.py", app / "main.py")
     _copy_bundle(app / "model" / BUNDLE_NAME)
 
     from osnet_monai.phantoms import generate_dataset
@@ -175,7 +177,7 @@ def served(tmp_path_factory):
     try:
         info = server.wait_ready()
         yield {"server": server, "info": info, "image": image, "truth": truth, "truth_dir": truth_dir, "workdir": workdir,
-               "bundle": app / "model" / BUNDLE_NAME}
+               "bundle": app / "model" / BUNDLE_NAME, "studies": studies, "phantom": phantom}
     finally:
         server.stop()
 
@@ -245,6 +247,97 @@ def test_infer_matches_bundle_inference(served):
     same = float(np.mean(ours[nucleus].astype(np.int64) == theirs[nucleus].astype(np.int64)))
     print(f"/infer ids equal to the bundle's NAME_nucleus.nii.gz in {same:.4f} of nucleus voxels")
     assert same >= AGREEMENT_MIN, f"MONAI Label's nucleus ids differ from the bundle's in {1 - same:.4f} of nucleus voxels"
+
+
+def _nifti_bytes(array: np.ndarray, spacing=(0.2, 0.2, 0.4)) -> bytes:
+    import gzip
+
+    image = nib.Nifti1Image(array, np.diag([*spacing, 1.0]))
+    image.header.set_xyzt_units("micron")
+    return gzip.compress(image.to_bytes())
+
+
+def _small_tomogram() -> bytes:
+    """A 64 x 64 x 12 RI tomogram: a cell with a nucleus, so /infer answers in seconds."""
+    grid = np.mgrid[:64, :64, :12].astype(np.float32)
+    r2 = ((grid[0] - 32) ** 2 + (grid[1] - 32) ** 2) / 20**2 + (grid[2] - 6) ** 2 / 5**2
+    n2 = ((grid[0] - 30) ** 2 + (grid[1] - 33) ** 2) / 9**2 + (grid[2] - 6) ** 2 / 3**2
+    ri = 1.337 + 0.02 * (r2 < 1) - 0.004 * (n2 < 1) + np.random.default_rng(0).normal(0, 0.001, grid.shape[1:])
+    return _nifti_bytes(ri.astype(np.float32))
+
+
+def _upload(server, image_id, data: bytes, filename: str = "upload.nii.gz"):
+    params = {"image": image_id} if image_id is not None else {}
+    return requests.put(f"{server.url}/datastore/", params=params,
+                        files={"file": (filename, data, "application/octet-stream")}, timeout=60)
+
+
+@pytest.mark.parametrize("bad_id", ["../escaped", "/tmp/osnet_absolute", "a/../../b", "..", "x\\..\\y"])
+def test_image_ids_that_leave_the_datastore_are_refused(served, bad_id):
+    server, workdir = served["server"], served["workdir"]
+    r = _upload(server, bad_id, _small_tomogram())
+    assert r.status_code == 400, (r.status_code, r.text[:300])
+    assert "refused" in r.json()["detail"]
+    assert not (workdir / "escaped.nii.gz").exists() and not Path("/tmp/osnet_absolute.nii.gz").exists()
+    assert bad_id not in requests.get(f"{server.url}/datastore/", params={"output": "all"}, timeout=30).json()["objects"]
+
+
+def test_label_tags_and_image_ids_of_labels_that_leave_the_datastore_are_refused(served):
+    server = served["server"]
+    for params in ({"image": IMAGE_ID, "tag": "../../evil"}, {"image": "../" + IMAGE_ID, "tag": "final"}):
+        r = requests.put(f"{server.url}/datastore/label", params=params,
+                         files={"label": ("l.nii.gz", _small_tomogram(), "application/octet-stream")}, timeout=60)
+        assert r.status_code == 400, (params, r.status_code, r.text[:300])
+    assert not any(served["workdir"].glob("evil*")) and not any(served["studies"].parent.glob("*/evil*"))
+
+
+@pytest.mark.parametrize("data, problem", [(b"not a nifti file at all" * 10, "valid"),
+                                           (None, "refractive")])
+def test_malformed_or_non_ri_uploads_get_one_clear_400(served, data, problem):
+    server = served["server"]
+    if data is None:  # an 8-bit photograph, not an RI tomogram
+        data = _nifti_bytes(np.random.default_rng(1).integers(0, 255, (64, 64, 8)).astype(np.uint8))
+    r = _upload(server, "bad_upload", data)
+    assert r.status_code == 400, (r.status_code, r.text[:300])
+    detail = r.json()["detail"]
+    assert detail.startswith("image 'bad_upload': ") and "\n" not in detail, detail
+    print(f"\nrefused upload: {detail}")
+    assert requests.get(f"{server.url}/info/", timeout=30).status_code == 200
+
+
+def test_unknown_model_or_image_and_path_ids_in_infer_are_4xx(served):
+    server = served["server"]
+    cases = {("no_such_model", IMAGE_ID): 404, (BUNDLE_NAME, "no_such_image"): 404, (BUNDLE_NAME, "/etc/hostname"): 400,
+             (BUNDLE_NAME, "../studies/" + IMAGE_ID): 400}
+    for (model, image), status in cases.items():
+        r = requests.post(f"{server.url}/infer/{model}", params={"image": image, "output": "json"}, timeout=120)
+        assert r.status_code == status, (model, image, r.status_code, r.text[:300])
+
+
+def test_twenty_concurrent_infers_agree_and_the_server_stays_up(served):
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = served["server"]
+    assert _upload(server, "small_cell", _small_tomogram()).status_code == 200
+
+    def infer(_):
+        r = requests.post(f"{server.url}/infer/{BUNDLE_NAME}", params={"image": "small_cell", "output": "image"},
+                          timeout=INFER_TIMEOUT_S)
+        return r.status_code, r.content
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(infer, range(20)))
+    seconds = time.monotonic() - t0
+    assert [status for status, _ in answers] == [200] * 20, [status for status, _ in answers]
+    masks = []
+    for i, (_, content) in enumerate(answers):
+        path = served["workdir"] / f"concurrent_{i}.nii.gz"
+        path.write_bytes(content)
+        masks.append(np.asarray(nib.load(str(path)).dataobj))
+    assert all(np.array_equal(m, masks[0]) for m in masks[1:])
+    print(f"\n20 concurrent /infer of a 64 x 64 x 12 tomogram: all 200, identical masks, {seconds:.1f} s")
+    assert requests.get(f"{server.url}/info/", timeout=30).status_code == 200
 
 
 def _trained_epochs(log: str) -> int:
