@@ -601,19 +601,31 @@ def part_timecourse(work: Path) -> None:
                                               save_report=False):
         raise RuntimeError("the time-lapse failed to segment")
     rows = list(csv.DictReader(open(measurements)))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    import nibabel as nib
+
+    # the truth: every true track's nuclear volume per frame, from the series' instance labels
+    instances = nib.load(folder / "instances" / f"{image.name[:-7]}_nucleus_instances.nii.gz")
+    voxel = float(np.prod(instances.header.get_zooms()[:3]))
+    step_min = float(instances.header.get_zooms()[3]) / 60
+    ids = np.asarray(instances.dataobj)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for frame in range(ids.shape[3]):
+        volumes = np.bincount(ids[..., frame].ravel().astype(np.int64)) * voxel
+        for track in np.flatnonzero(volumes[1:]) + 1:
+            axes[0].plot(frame * step_min, volumes[track], "_", color="0.4", ms=9, mew=1.5)
+    axes[0].plot([], [], "_", color="0.4", ms=9, mew=1.5, label="truth (each true nucleus)")
     for track in sorted({r["nucleus_id"] for r in rows}, key=int):
         mine = [r for r in rows if r["nucleus_id"] == track]
         t = [float(r["time_s"]) / 60 for r in mine]
-        axes[0].plot(t, [float(r["volume_um3"]) for r in mine], "o-", ms=3, label=f"nucleus {track}")
-        axes[1].plot(t, [float(r["sphericity"]) for r in mine], "o-", ms=3)
+        line, = axes[0].plot(t, [float(r["volume_um3"]) for r in mine], "o-", ms=3, label=f"track {track}")
+        axes[1].plot(t, [float(r["sphericity"]) for r in mine], "o-", ms=3, color=line.get_color())
         if mine[0]["parent_id"] not in ("", "0"):
             axes[0].plot(t[0], float(mine[0]["volume_um3"]), "k*", ms=10)
-    axes[0].set(xlabel="time (min)", ylabel="nuclear volume (um^3)", title="volume per tracked nucleus (* division)")
+    axes[0].set(xlabel="time (min)", ylabel="nuclear volume (um^3)", title="volume per tracked nucleus (* a daughter's start)")
     axes[1].set(xlabel="time (min)", ylabel="sphericity", title="shape per tracked nucleus")
-    axes[0].legend(fontsize=7, ncol=2)
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="center right")
     fig.suptitle(f"4D: the shipped model on a division series ({image.name[:-7]}, 8 frames)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
     fig.savefig(RESULTS / "timecourse.png", dpi=100)
     plt.close(fig)
 
