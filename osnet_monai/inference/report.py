@@ -17,6 +17,7 @@ import csv
 import datetime
 import html
 import json
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -260,7 +261,7 @@ class RunReport:
         if self.enabled:
             engine.add_event_handler(Events.COMPLETED, self)
 
-    def __call__(self, engine=None) -> Path:
+    def __call__(self, engine=None) -> Path | None:
         from osnet_monai.model_card import read_model_card
 
         settings = dict(self.settings)
@@ -268,10 +269,16 @@ class RunReport:
             settings["model card"] = read_model_card(settings["checkpoint"])
         inputs = list(getattr(self.stream, "inputs", []))
         failures = dict(getattr(self.stream, "failures", {}))
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        write_run_settings(self.output_dir, settings, inputs, failures)
-        path = write_report(self.output_dir)
-        return path
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            write_run_settings(self.output_dir, settings, inputs, failures)
+            return write_report(self.output_dir)
+        except OSError as err:  # a full disk or a read-only folder: one line, and the run's exit status says it
+            message = f"{self.output_dir / REPORT_NAME}: report not written ({type(err).__name__}: {err.strerror or err})"
+            logging.getLogger(__name__).error(message)
+            if self.stream is not None:
+                self.stream.failures[str(self.output_dir / REPORT_NAME)] = message
+            return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -193,4 +193,7 @@ class TomogramStream(IterableDataset):
         """Ends the run with a non-zero exit status when any input failed (after all were tried)."""
         if self.failures:
             lines = "\n".join(self.failures.values())
-            raise SystemExit(f"{len(self.failures)} of {len(self.inputs)} input(s) failed:\n{lines}")
+            failed = sum(1 for path in self.inputs if path in self.failures)
+            # other entries are the run's own outputs (the report on a full disk)
+            head = f"{failed} of {len(self.inputs)} input(s) failed" if failed else "the run's report could not be written"
+            raise SystemExit(f"{head}:\n{lines}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -421,8 +422,12 @@ class TomogramWriter:
             writer.discard()
         if current.prob is not None:
             current.prob.discard()
-        for kind in ("measurements", "tracks", "overlay", "timecourse", "quality"):  # the label writers discarded theirs
-            if kind in current.paths:
-                current.paths[kind].unlink(missing_ok=True)
+        # every output under its final name too: the label files may already be complete when a later
+        # output fails (a full disk), and a file's outputs are kept all or none
+        for path in current.paths.values():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         logger.log(logging.WARNING if announce else logging.DEBUG,
                    f"{current.path}: stopped after {current.frames_done} of {current.n_frames} frames; no outputs kept.")
