@@ -86,6 +86,8 @@ def _open_nifti(path: str) -> FrameSource:
     def read(t: int) -> tuple[np.ndarray, dict]:
         try:
             data = np.asarray(image.dataobj[..., t] if len(shape) == 4 else image.dataobj, dtype=np.float32)
+        except FileNotFoundError as exc:
+            raise input_error(path, f"frame {t} cannot be read: the file was removed or moved while being read") from exc
         except Exception as exc:
             raise input_error(path, f"frame {t} cannot be read (corrupt or truncated?)", exc) from exc
         ri, frame_meta = check_tomogram(data, _frame_meta(meta, t, n_frames), path)
@@ -111,6 +113,8 @@ def _open_tcf(path: str) -> FrameSource:
         source_meta["medium_ri"] = info.medium_ri
 
     def read(t: int) -> tuple[np.ndarray, dict]:
+        if not os.path.exists(path):  # the file is opened again for every frame
+            raise input_error(path, f"frame {t} cannot be read: the file was removed or moved while being read")
         data, meta = read_tcf_frame(path, t, info)
         return check_tomogram(data, {**_frame_meta(source_meta, t, n_frames), **meta}, path)
 

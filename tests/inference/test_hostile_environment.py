@@ -76,3 +76,30 @@ def test_a_read_only_output_folder_is_one_line_per_problem(small_tomogram, small
     assert f"{out / 'report.html'}: report not written (OSError: Read-only file system)" in done.stderr
     assert "1 of 1 input(s) failed" in done.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["series.nii.gz", "series.TCF"])
+def test_an_input_removed_while_being_read_is_one_line(tmp_path, name):
+    """Frames are read one at a time: a series deleted after its first frame gives one line naming it
+    and what happened, and the stream goes on (the writer then keeps none of its outputs)."""
+    import os
+
+    import numpy as np
+
+    from osnet_monai.inference import TomogramStream
+    from osnet_monai.phantoms import write_nifti, write_tcf
+
+    series = (1.337 + 0.02 * np.random.default_rng(0).random((32, 32, 8, 4))).astype(np.float32)
+    path = tmp_path / name
+    if name.endswith(".TCF"):
+        write_tcf(path, np.transpose(series, (3, 2, 1, 0)), (0.2, 0.2, 0.4), 60.0)
+    else:
+        write_nifti(path, series, (0.2, 0.2, 0.4), 60.0, 1.337)
+    other = write_nifti(tmp_path / "other.nii.gz", series[..., 0], (0.2, 0.2, 0.4), None, 1.337)
+    stream = TomogramStream([str(path), str(other)])
+    items = iter(stream)
+    first = next(items)
+    os.remove(path)
+    rest = list(items)
+    assert first["frame"] == 0 and [item["path"] for item in rest] == [str(other)]
+    assert stream.failures == {str(path): f"{path}: frame 1 cannot be read: the file was removed or moved while being read"}
