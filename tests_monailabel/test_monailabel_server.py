@@ -14,7 +14,8 @@ the datastore and runs /train for one epoch twice (the first replaces model.pt, 
 train again rather than resume a finished run). Under load and abuse: image ids and label tags with
 '..' or absolute paths are refused with 400 and nothing is written outside the studies folder;
 malformed and non-RI uploads get one 400 line; unknown models and images 404; 20 concurrent /infer
-requests all answer, with identical masks, and the server stays up. The server's process group is
+requests all answer, with identical masks, and the server stays up; an /infer sent while /train runs
+answers too. The server's process group is
 stopped in every case.
 
 Environment:
@@ -376,7 +377,18 @@ def test_save_labels_and_train(served):
 
     models = served["bundle"] / "models"
     started = time.time()
-    seconds = _train_one_epoch(server)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # an /infer request while the training runs: both answer
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        during = pool.submit(requests.post, f"{server.url}/infer/{BUNDLE_NAME}",
+                             params={"image": IMAGE_ID, "output": "image"}, timeout=INFER_TIMEOUT_S)
+        seconds = _train_one_epoch(server)
+        answer = during.result(timeout=INFER_TIMEOUT_S)
+    assert answer.status_code == 200, f"/infer during /train answered {answer.status_code}: {answer.text[:300]}"
+    (served["workdir"] / "during_train.nii.gz").write_bytes(answer.content)
+    during_mask = np.asarray(nib.load(str(served["workdir"] / "during_train.nii.gz")).dataobj)
+    assert during_mask.shape == nib.load(str(served["image"])).shape and during_mask.max() >= 1
     log = server.log.read_text(errors="replace")
     assert "Training Finished" in log, _log_tail(server.log)
     assert _trained_epochs(log) == 1, _log_tail(server.log)
