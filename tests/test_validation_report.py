@@ -51,7 +51,7 @@ def test_table1_report_ranks_only_gaps_larger_than_the_fold_sd(script, tmp_path,
     for row, values in dices.items():
         for fold, dice in enumerate(values):
             metrics = {"val_mean_dice": dice, "val_jaccard": dice / 2, "val_f05": dice, "val_pr_auc": 0.9}
-            script.save(tmp_path / "validation" / "table1-m8" / row / f"fold{fold}.json", {"metrics": metrics})
+            script.save(tmp_path / "validation" / "table1-ours-medium-m8" / row / f"fold{fold}.json", {"metrics": metrics})
     script.write_report(8.0)
     text = (tmp_path / "report.md").read_text()
     assert "| OS-Net | 0.8050 (0.0129) |" in text and "| 4/4 | 0.9131 | 0.9180 |" in text
