@@ -103,7 +103,7 @@ def fl_labels(
 ) -> tuple[Path, list[str]]:
     """Writes ``OUT/labels/NAME.nii.gz`` for each TCF file and ``OUT/datalist.json`` pairing them with
     the files (``image`` relative to OUT). Returns the datalist path and one error line per refused file."""
-    from osnet_monai.phantoms.dataset import _split
+    from osnet_monai.phantoms.dataset import split_validation
     from osnet_monai.phantoms.io import write_json
     from osnet_monai.readers import InputError, file_stem
     from osnet_monai.readers.errors import input_error
@@ -120,7 +120,7 @@ def fl_labels(
             errors.append(str(err))
             continue
         print(f"{path}: wrote {entries[-1]['label']} ({entries[-1]['nucleus_voxels']} nucleus voxels)")
-    training, validation = _split(entries, validation_fraction, seed) if entries else ([], [])
+    training, validation = split_validation(entries, validation_fraction, seed) if entries else ([], [])
     datalist = {"name": "fluorescence-derived nucleus masks", "threshold": threshold, "channel": channel,
                 "training": training, "validation": validation}
     return write_json(out_dir / "datalist.json", datalist) if entries else out_dir / "datalist.json", errors

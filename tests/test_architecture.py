@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "osnet_monai"
 RANKS = {
     "__init__": 0, "atomic": 0, "readers": 0, "recipes": 0,
     "phantoms": 1, "fuzzing": 1,
-    "transforms": 2, "networks": 2, "measurements": 2, "data": 2,
+    "transforms": 2, "networks": 2, "measurements": 2, "data": 2, "fl_labels": 2,
     "model_card": 3, "metrics": 3, "calibration": 3,
     "handlers": 4,
     "inference": 5,

@@ -137,7 +137,8 @@ def _default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def _split(entries: list[dict], validation_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+def split_validation(entries: list[dict], validation_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """Entries into (training, validation): a seeded share, at least one of each when there are two."""
     n_val = int(round(len(entries) * validation_fraction))
     if validation_fraction > 0 and len(entries) >= 2:
         n_val = max(1, n_val)
@@ -198,7 +199,7 @@ def generate_dataset(
         jobs.append({"out_dir": str(out), "preset": pname, "seed": int(seed), "index": i, "frames": int(frames),
                      "tcf": bool(tcf), "fluorescence": bool(fluorescence), "name": f"{pname}-s{int(seed)}-{i:04d}", "nonneg_fill": nonneg_fill})
     entries = _run_jobs(jobs, _default_workers() if workers is None else int(workers))
-    training, validation = _split(entries, validation_fraction, seed)
+    training, validation = split_validation(entries, validation_fraction, seed)
     datalist = {
         "name": name,
         "description": (
@@ -255,7 +256,7 @@ def ensure_default_dataset(cache_dir: str | os.PathLike, *, workers: int | None 
                              "frames": frames, "tcf": False,
                              "name": f"{pname}-{'t' + str(frames) if frames > 1 else '3d'}-{i:03d}"})
         entries = _run_jobs(jobs, _default_workers() if workers is None else int(workers))
-        training, validation = _split(entries, spec["validation_fraction"], spec["seed"])
+        training, validation = split_validation(entries, spec["validation_fraction"], spec["seed"])
         sections = sum(e["nucleus_sections"] for e in entries)
         datalist = {
             "name": spec["name"],
