@@ -265,6 +265,11 @@ def table1_runs(rows, folds, minutes: float, work: Path, peers: bool, recipe: st
             if target.is_file():
                 continue
             run_dir = work / table1_dir(recipe, minutes) / name.replace(" ", "").replace("+", "_") / f"fold{fold}"
+            if run_dir.exists():
+                # an interrupted run starts over: resumed, it would plan a fresh budget from its resume point
+                import shutil
+
+                shutil.rmtree(run_dir)
             t0 = time.perf_counter()
             metrics = run_fold(network, augment, fold, run_dir, overrides, minutes=minutes)
             save(target, {"row": name, "fold": fold, "minutes": minutes, "recipe": recipe, "metrics": metrics,
