@@ -99,7 +99,13 @@ def _label_file(path: Path, out_dir: Path, channel: str, threshold: str, min_vol
 
 
 def fl_labels(
-    paths, out_dir, channel: str = "CH0", threshold: str = "half-max", min_volume_um3: float = 20.0, validation_fraction: float = 0.25, seed: int = 0,
+    paths,
+    out_dir,
+    channel: str = "CH0",
+    threshold: str = "half-max",
+    min_volume_um3: float = 20.0,
+    validation_fraction: float = 0.25,
+    seed: int = 0,
 ) -> tuple[Path, list[str]]:
     """Writes ``OUT/labels/NAME.nii.gz`` for each TCF file and ``OUT/datalist.json`` pairing them with
     the files (``image`` relative to OUT). Returns the datalist path and one error line per refused file."""
@@ -137,7 +143,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    datalist, errors = fl_labels(args.inputs, args.output_dir, args.channel, args.threshold, args.min_volume, args.validation_fraction)
+    datalist, errors = fl_labels(args.inputs, args.output_dir, args.channel, args.threshold, args.min_volume,
+                                 args.validation_fraction)
     for line in errors:
         print(line, file=sys.stderr)
     if len(errors) == len(args.inputs):
