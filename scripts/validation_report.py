@@ -373,7 +373,8 @@ def table1_rows(minutes: float, recipe: str = "ours-medium") -> tuple[list[str],
             lines.append(f"| {name} | not run yet | | | | 0/4" + paper_cells)
             continue
         metrics = [f["metrics"] for f in folds.values()]
-        dices[name] = [m["val_mean_dice"] for m in metrics]
+        if len(folds) == 4:  # only complete rows are ranked
+            dices[name] = [m["val_mean_dice"] for m in metrics]
         cells = [fmt(m[k] for m in metrics) for k in ("val_mean_dice", "val_jaccard", "val_f05", "val_pr_auc")]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {len(folds)}/4" + paper_cells)
     ranked = sorted(dices, key=lambda n: -statistics.mean(dices[n]))
@@ -441,9 +442,9 @@ def write_report(minutes: float, recipe: str = "ours-medium") -> None:
         "",
         *t1,
         "",
-        "Which differences the table can rank (a gap larger than the larger fold SD):",
+        "Which differences the table can rank (complete rows; a gap larger than the larger fold SD):",
         "",
-        *(t1_notes or ["- none yet: fewer than two rows are finished."]),
+        *(t1_notes or ["- none yet: fewer than two rows have all four folds."]),
         "",
         "nnU-Net v2 (2D) is not in the table yet. It installs on this CPU (nnunetv2 2.8.1 beside torch",
         "2.13 CPU, in a venv of its own, 2026-12-03); what is missing is the run: the default data set",
