@@ -222,6 +222,11 @@ def train_on(work: Path, labels: str, datalist: dict) -> Path:
     return run_dir / "model.pt"
 
 
+def slug(model: str) -> str:
+    """A model's name as a folder name ("OS-Net, truth masks" -> "OS-Net-truth-masks")."""
+    return model.replace(", ", "-").replace(" ", "-")
+
+
 def part_cross_modality(work: Path, train_models: bool) -> None:
     models: dict[str, Path | None] = {EDGE: None, f"shipped-v{generalisation.shipped_version()}": SHIPPED_MODEL}
     if train_models:
@@ -230,11 +235,11 @@ def part_cross_modality(work: Path, train_models: bool) -> None:
             models[f"OS-Net, {labels} masks"] = train_on(work, labels, lists[labels])
     for model, checkpoint in models.items():
         for style in styles():
-            target = RESULTS / "cross-modality" / model.replace(", ", "-").replace(" ", "-") / f"{style}.json"
+            target = RESULTS / "cross-modality" / slug(model) / f"{style}.json"
             if target.is_file():
                 continue
             folder = xmod_set(style, work)
-            save(target, {"model": model, "volumes": score_set(folder, segment_set(folder, model.replace(", ", "-").replace(" ", "-"), checkpoint, work))})
+            save(target, {"model": model, "volumes": score_set(folder, segment_set(folder, slug(model), checkpoint, work))})
             print(f"cross-modality {model} {style} done", flush=True)
 
 
