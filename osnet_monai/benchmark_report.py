@@ -240,8 +240,36 @@ def render_report(results: dict[str, Any]) -> str:
     ]
     total = r["profile"]["whole run (segment)"]
     lines += [f"| {stage} | {sec:.1f} | {100 * sec / total:.0f}% |" for stage, sec in r["profile"].items()]
+    if "memory" in r:
+        lines += _memory_lines(r["memory"])
     lines += _training_lines(r["training"], threads)
     return "\n".join(lines) + "\n"
+
+
+def _memory_lines(m: dict) -> list[str]:
+    """The memory ceiling: a large stack against the issue's limit, a long series' peak frame by frame."""
+    shape = " x ".join(map(str, m["stack_shape"]))
+    stack_mb = math.prod(m["stack_shape"]) * 4 / 2**20
+    stack, series = m["stack"], m["series"]
+    curve = series["after_frame"]
+    checkpoints = sorted({k for k in (1, 2, 4, 8, 16, 24, 32, len(curve)) if k <= len(curve)})
+    late = _late_growth(curve)
+    met = stack["peak_mb"] <= m["ceiling_mb"]
+    return [
+        "",
+        "## Memory ceiling",
+        "",
+        "`osnet-monai segment` with inference.json's defaults, each run in a fresh process, peak RSS (`VmHWM`).",
+        "",
+        f"- A {shape} float32 stack ({stack_mb / 1024:.1f} GB; plain NIfTI, four ht2h cells in the medium): "
+        f"**peak {stack['peak_mb'] / 1024:.1f} GB**, {stack['peak_mb'] / stack_mb:.1f} times the stack, in {stack['seconds']:.0f} s "
+        f"(target: within {m['ceiling_mb'] / 1024:.0f} GB: {'met' if met else 'NOT met'}).",
+        f"- A {len(curve)}-frame series of the same ht2h frames as above: peak RSS (MB) after frame k:",
+        "",
+        "| " + " | ".join(f"k = {k}" for k in checkpoints) + " | growth after frame 2 (MB/frame) |",
+        "|" + "---:|" * (len(checkpoints) + 1),
+        "| " + " | ".join(str(curve[k - 1]) for k in checkpoints) + f" | {late:+.1f} |",
+    ]
 
 
 def _window_cells(rate: float | str, flops: int, matmul: float) -> str:

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -479,6 +479,49 @@ def series_end_to_end(frames_list: list[int], work: Path, checkpoint: Path, sett
     return {"frame_shape": tuple(int(n) for n in nib.load(images[longest]).shape[:3]), "lengths": lengths, "malloc": runs}
 
 
+#: the issue's memory ceiling: a 2048 x 2048 x 200 float32 stack (3.2 GB) within 8 GB of peak memory
+LARGE_STACK_SHAPE = (2048, 2048, 200)
+LARGE_STACK_CEILING_MB = 8192
+
+
+def write_large_stack(shape: Sequence[int], work: Path) -> Path:
+    """A large plain-NIfTI stack at ht2h's voxel size: the medium with the field's own background
+    noise, and four copies of an ht2h field placed apart in x, y and z (the network runs only where
+    there is cell, so the stack's cost is its memory, not its sections)."""
+    import numpy as np
+
+    from osnet_monai.phantoms import render_field, write_nifti
+
+    field = render_field("ht2h", seed=11, frames=1)
+    cell = field.image
+    rng = np.random.default_rng(0)
+    noise = float(cell[:32, :32, :].std())
+    stack = np.empty(tuple(shape), dtype=np.float32)
+    for z in range(stack.shape[2]):  # a section at a time: the whole stack in float64 would not fit
+        stack[:, :, z] = field.preset.medium_ri + rng.normal(0.0, noise, stack.shape[:2])
+    for place in ((0.05, 0.05, 0.1), (0.7, 0.15, 0.3), (0.3, 0.7, 0.5), (0.75, 0.75, 0.7)):
+        if all(n >= c for n, c in zip(stack.shape, cell.shape)):
+            x, y, z = (int((n - c) * f) for n, c, f in zip(stack.shape, cell.shape, place))
+            stack[x:x + cell.shape[0], y:y + cell.shape[1], z:z + cell.shape[2]] = cell
+    path = work / f"stack_{'x'.join(map(str, shape))}.nii"  # plain NIfTI: written and read without a gzip pass
+    return write_nifti(path, stack, field.preset.voxel_size_um, medium_ri=field.preset.medium_ri)
+
+
+def memory_ceiling(work: Path, checkpoint: Path, quick: bool = False) -> dict:
+    """Peak memory of ``segment`` with inference.json's settings, each in a fresh process: on a large
+    stack (:data:`LARGE_STACK_SHAPE`, a quarter of it in x-y when ``quick``) against
+    :data:`LARGE_STACK_CEILING_MB`, and over a long series (40 frames, 6 when ``quick``) with the
+    peak after every frame."""
+    shape = (1024, 1024, 50) if quick else LARGE_STACK_SHAPE
+    stack = write_large_stack(shape, work)
+    large = run_fresh("segment_peak", {"image": str(stack), "out": str(work / "out_stack"), "checkpoint": str(checkpoint)})
+    stack.unlink()
+    frames = 6 if quick else 40
+    series = write_series(frames, work)
+    long = run_fresh("segment_peak", {"image": str(series), "out": str(work / "out_long"), "checkpoint": str(checkpoint)})
+    return {"stack_shape": list(shape), "stack": large, "ceiling_mb": LARGE_STACK_CEILING_MB, "series_frames": frames, "series": long}
+
+
 def network_alone_settings(settings: dict, threads: int, batches: list[int]) -> dict[str, tuple[list[int], int | None, dict]]:
     """The network-alone runs, name -> (sw_batch_sizes, mmap threshold, environment): inference.json's
     malloc and threads at every batch size, then one thread, glibc's default malloc and raised
@@ -879,6 +922,8 @@ def run_benchmarks(quick: bool = False, progress: Callable[[str], Any] = print) 
         results["profile"] = run_fresh("stage_profile", {"image": str(image), "out": str(Path(tmp) / "profiled"),
                                                          "checkpoint": str(checkpoint)})
         progress(json.dumps(results["profile"]))
+        results["memory"] = memory_ceiling(Path(tmp), checkpoint, quick)
+        progress(json.dumps(results["memory"]))
         results["training"] = training_rates_on_styles(repeats, Path(tmp))
     progress(json.dumps(results["training"]))
     return results

@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import numpy as np
+
 import pytest
 
 from helpers import BUNDLE_CONFIGS, REPO_ROOT
@@ -177,3 +179,27 @@ def test_segment_peak_and_stage_profile_on_a_small_series(ellipsoid_dataset, unt
     assert list(profile) == list(benchmarking.profile_stages())
     assert profile["whole run (segment)"] > 0 and profile["figures"] == 0.0
 
+
+
+@pytest.mark.parametrize("peak_mb, verdict", [(6000.0, "met"), (9000.0, "NOT met")])
+def test_report_states_the_memory_ceiling(tmp_path, peak_mb, verdict):
+    results = tiny_results()
+    results["memory"] = {"stack_shape": [2048, 2048, 200], "ceiling_mb": 8192,
+                         "stack": {"seconds": 300.0, "peak_mb": peak_mb, "after_frame": [int(peak_mb)]},
+                         "series_frames": 3, "series": {"seconds": 30.0, "peak_mb": 1010.0, "after_frame": [990, 1005, 1010]}}
+    text = write_report(results, tmp_path / "bench.md").read_text()
+    assert f"**peak {peak_mb / 1024:.1f} GB**" in text and f"(target: within 8 GB: {verdict})" in text
+    assert "| 990 | 1005 | 1010 | +5.0 |" in text.splitlines()
+
+
+def test_large_stack_holds_the_cells_in_the_medium(tmp_path):
+    import nibabel as nib
+
+    from osnet_monai.benchmarking import write_large_stack
+
+    path = write_large_stack((520, 520, 70), tmp_path)
+    image = nib.load(path)
+    assert path.suffix == ".nii" and image.shape == (520, 520, 70)
+    data = np.asarray(image.dataobj)
+    assert data.dtype == np.float32 and float(np.median(data)) == pytest.approx(1.3364, abs=2e-3)
+    assert float(data.max()) > 1.35  # a cell

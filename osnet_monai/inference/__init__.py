@@ -9,6 +9,7 @@ from osnet_monai.inference.memory import fix_malloc_mmap_threshold
 from osnet_monai.inference.nifti_stream import StreamingNiftiWriter
 from osnet_monai.inference.overlap import BackgroundWorker, prefetch
 from osnet_monai.inference.postprocessing import (
+    AliasItemsd,
     CroppedFillHoles,
     CroppedFillHolesd,
     CroppedRemoveSmallObjects,
@@ -23,6 +24,7 @@ from osnet_monai.inference.wrappers import FlipTTA, FrozenForInference, SkipEmpt
 from osnet_monai.inference.writer import OUTPUT_FORMATS, CompletedOutputs, TomogramWriter
 
 __all__ = [
+    "AliasItemsd",
     "BackgroundWorker",
     "CompletedOutputs",
     "ContextSliceInferer",

@@ -24,8 +24,10 @@ from monai.transforms import FillHoles, FillHolesd, Invertd, MapTransform, Remov
 from monai.utils import convert_data_type, convert_to_dst_type, ensure_tuple_rep
 from osnet_monai.measurements import label_nuclei
 from osnet_monai.readers import spacing_from_affine
+from osnet_monai.transforms.spatial import resample_sections, section_scaling
 
 __all__ = [
+    "AliasItemsd",
     "CroppedFillHoles",
     "CroppedFillHolesd",
     "CroppedRemoveSmallObjects",
@@ -171,12 +173,23 @@ class CroppedRemoveSmallObjectsd(RemoveSmallObjectsd):
         self.converter = CroppedRemoveSmallObjects(min_size, connectivity, independent_channels, by_measure, pixdim)
 
 
-def _linear_positions(q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Neighbours and weights of linear interpolation at positions ``q`` of an axis of ``n`` samples,
-    clamped to the border (``grid_sample``'s ``padding_mode="border"``)."""
-    q = np.clip(q, 0, n - 1)
-    low = np.floor(q).astype(np.intp)
-    return low, np.minimum(low + 1, n - 1), q - low
+class AliasItemsd(MapTransform):
+    """The item under ``keys`` also under ``names``, not copied (MONAI's ``CopyItemsd`` clones it).
+
+    For inference's probability: the transforms after it (``AsDiscreted`` and on) return new
+    tensors and do not write into their input, so the alias keeps the probability while ``pred``
+    becomes the mask; a copy would cost a whole volume of float32 (``docs/reliability.md``, memory).
+    """
+
+    def __init__(self, keys: KeysCollection, names: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.names = ensure_tuple_rep(names, len(self.keys))
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key, name in self.key_iterator(d, self.names):
+            d[name] = d[key]
+        return d
 
 
 class InvertSectionSpacingd(MapTransform):
@@ -233,25 +246,13 @@ class InvertSectionSpacingd(MapTransform):
         if len(size) != 3 or len(shape) != 3 or shape != tuple(image.shape[1:]) or size[2] != shape[2]:
             return None
         # output voxel p (input grid) sits at network-grid index inv(A_net) @ A_in @ p
-        xform = np.linalg.solve(np.asarray(image.affine, np.float64), np.asarray(info["src_affine"], np.float64))
-        scaling = np.diag(xform[:3, :3])
-        if not (np.allclose(xform[:3, :3], np.diag(scaling), atol=1e-9) and np.isclose(scaling[2], 1.0, atol=1e-9)
-                and abs(xform[2, 3]) < 1e-9):
-            return None
-        return scaling[:2], xform[:2, 3], size
+        plan = section_scaling(info["src_affine"], image.affine)
+        return None if plan is None else (*plan, size)
 
     @staticmethod
     def _resample(pred, image: MetaTensor, scale: np.ndarray, offset: np.ndarray, size: tuple[int, ...]) -> MetaTensor:
         values = pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
-        x0, x1, wx = _linear_positions(scale[0] * np.arange(size[0]) + offset[0], values.shape[1])
-        y0, y1, wy = _linear_positions(scale[1] * np.arange(size[1]) + offset[1], values.shape[2])
-        wx, wy = wx[:, None], wy[None, :]
-        out = np.empty((values.shape[0], *size), dtype=np.float32)
-        for c in range(values.shape[0]):
-            for z in range(size[2]):  # one section at a time keeps the float64 temporaries small
-                section = values[c, :, :, z].astype(np.float64)
-                along_x = section[x0] * (1 - wx) + section[x1] * wx
-                out[c, :, :, z] = along_x[:, y0] * (1 - wy) + along_x[:, y1] * wy
+        out = resample_sections(values, scale, offset, size[:2])
         meta = {k: v for k, v in image.meta.items() if k != "affine"}
         return MetaTensor(torch.from_numpy(out), affine=torch.as_tensor(image.applied_operations[0]["extra_info"]["src_affine"]),
                           meta=meta)

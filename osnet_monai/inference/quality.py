@@ -64,14 +64,16 @@ class QualityRecord:
         """Records one frame: labels (X, Y, Z) int, nucleus probability (X, Y, Z) float or None, RI (X, Y, Z);
         ``cell_mask_xyz``, the frame's cell mask when the caller has it (else computed from the RI if needed)."""
         labels = np.asarray(labels_xyz)
-        ids = np.unique(labels)
-        ids = ids[ids > 0]
+        # nucleus voxels only: whole-volume int64 and float64 copies would not fit beside a large stack
+        inside = labels > 0
+        ids_inside = labels[inside]
+        ids = np.unique(ids_inside)
         nuclei: dict[str, dict] = {}
         if ids.size:
             mean_prob = None
             if prob_xyz is not None:
-                sums = np.bincount(labels.ravel(), weights=np.asarray(prob_xyz, dtype=np.float64).ravel(), minlength=int(ids.max()) + 1)
-                counts = np.bincount(labels.ravel(), minlength=int(ids.max()) + 1)
+                sums = np.bincount(ids_inside, weights=np.asarray(prob_xyz)[inside], minlength=int(ids.max()) + 1)
+                counts = np.bincount(ids_inside, minlength=int(ids.max()) + 1)
                 mean_prob = sums[ids] / counts[ids]
             edge = _edge_ids(labels)
             for k, i in enumerate(ids.tolist()):

@@ -43,7 +43,8 @@ def write_nifti(
     time_step_s: float | None = None,
     medium_ri: float | None = None,
 ) -> pathlib.Path:
-    """Write a 3-D (X, Y, Z) or 4-D (X, Y, Z, T) array as gzipped NIfTI-1, byte-for-byte deterministic.
+    """Write a 3-D (X, Y, Z) or 4-D (X, Y, Z, T) array as NIfTI-1 (gzipped when ``path`` ends in
+    ``.gz``), byte-for-byte deterministic.
 
     Affine diag(vx, vy, vz) in micrometres, ``xyzt_units`` micron + sec, ``pixdim[4]`` the time step,
     ``descrip`` ``medium_ri=%.4f``. The array is stored in its own dtype (no scaling).
@@ -70,7 +71,7 @@ def write_nifti(
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
     raw = img.to_bytes()
-    _atomic_write_bytes(path, gzip.compress(raw, compresslevel=1, mtime=0))
+    _atomic_write_bytes(path, gzip.compress(raw, compresslevel=1, mtime=0) if path.name.lower().endswith(".gz") else raw)
     return path
 
 

@@ -159,9 +159,9 @@ class NormalizeRId(MapTransform):
                 medium = float(medium) if medium is not None else medium_ri_from_meta(meta)
                 if medium is None:
                     medium = estimate_medium_ri(ri)
-                out = (ri - medium) / self.contrast_scale
+                out = torch.sub(ri, medium).div_(self.contrast_scale)
             if self.clip is not None:
-                out = out.clamp(-self.clip, self.clip)
+                out.clamp_(-self.clip, self.clip)  # in place: a large stack has no room for another copy
             if isinstance(image, MetaTensor):
                 out = MetaTensor(out, meta=image.meta, applied_operations=image.applied_operations)
             d[key] = out
@@ -171,11 +171,12 @@ class NormalizeRId(MapTransform):
     def _robust(self, ri: torch.Tensor) -> tuple[float, torch.Tensor]:
         """Per-frame standardisation of a channel-first ``(C, ...)`` tensor (C = frames of a series)."""
         frames = ri.unsqueeze(0) if ri.dim() < 2 else ri
-        outs, media = [], []
-        for frame in frames:
+        out = torch.empty_like(frames)
+        media = []
+        for frame, standardised in zip(frames, out):
             medium = estimate_medium_ri(frame)
-            contrast = frame - medium
-            outs.append(contrast / robust_contrast_scale(contrast, fallback=self.contrast_scale))
+            torch.sub(frame, medium, out=standardised)
+            standardised.div_(robust_contrast_scale(standardised, fallback=self.contrast_scale))
             media.append(medium)
-        out = torch.stack(outs).reshape(ri.shape)
+        out = out.reshape(ri.shape)
         return float(np.mean(media)), out

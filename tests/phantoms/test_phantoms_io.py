@@ -171,3 +171,14 @@ def test_default_dataset_spec_is_large_enough_and_holds_out_cross_lab():
     assert any(frames > 1 for _, _, frames in spec["parts"])
     volumes = sum(count * frames for _, count, frames in spec["parts"])
     assert volumes >= 50  # about 20-30 nucleus sections each -> well over 1,000 sections
+
+
+@pytest.mark.parametrize("name, gzipped", [("field.nii.gz", True), ("field.nii", False), ("FIELD.NII.GZ", True)])
+def test_write_nifti_compresses_only_gz_names(tmp_path, name, gzipped):
+    """A ``.nii`` name gets plain NIfTI that nibabel reads (and can memory-map); ``.nii.gz`` gets gzip."""
+    from osnet_monai.phantoms import write_nifti
+
+    array = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3)
+    path = write_nifti(tmp_path / name, array, (0.1, 0.1, 0.2), medium_ri=1.337)
+    assert (path.read_bytes()[:2] == b"\x1f\x8b") is gzipped
+    assert np.array_equal(np.asarray(nib.load(path).dataobj), array)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
-from monai.transforms import Invertd
+from monai.transforms import Invertd, Spacingd
 
 from osnet_monai.transforms import SectionSpacingd
 
@@ -44,3 +44,30 @@ def test_inverts_to_the_input_grid():
 def test_rejects_non_positive_pixel_size():
     with pytest.raises(ValueError, match="pixel_size_um"):
         SectionSpacingd("image", pixel_size_um=0)
+
+
+@pytest.mark.parametrize("spacing, origin", [((0.098, 0.098, 0.2), (0.0, 0.0, 0.0)), ((0.15, 0.12, 0.3), (1.3, -2.0, 0.5)),
+                                             ((0.3, 0.25, 0.4), (0.0, 5.0, 0.0))])
+def test_section_by_section_equals_monai_spacingd(spacing, origin):
+    """The bilinear path resamples one section at a time: same values, grid and record as Spacingd."""
+    affine = torch.diag(torch.tensor([*spacing, 1.0], dtype=torch.float64))
+    affine[:3, 3] = torch.tensor(origin, dtype=torch.float64)
+    image = MetaTensor(torch.rand((1, 37, 29, 5)), affine=affine)
+    ours = SectionSpacingd("image", pixel_size_um=0.196)({"image": image})["image"]
+    monai = Spacingd("image", pixdim=(0.196, 0.196, -1), mode="bilinear")({"image": image})["image"]
+    assert ours.shape == monai.shape
+    assert torch.allclose(ours, monai, atol=1e-6)
+    assert torch.allclose(ours.affine.double(), monai.affine.double())
+    ours_op, monai_op = ours.applied_operations[-1], monai.applied_operations[-1]
+    assert ours_op["class"] == monai_op["class"] and tuple(ours_op["orig_size"]) == tuple(monai_op["orig_size"])
+    assert torch.allclose(torch.as_tensor(ours_op["extra_info"]["src_affine"]).double(),
+                          torch.as_tensor(monai_op["extra_info"]["src_affine"]).double())
+
+
+def test_nearest_keys_go_through_monai():
+    """With a label resampled "nearest", both keys take MONAI's path and stay on one grid."""
+    item = _item((0.1, 0.1, 0.5))
+    item["label"] = MetaTensor((torch.rand((1, 40, 30, 5)) > 0.5).float(), affine=item["image"].affine)
+    out = SectionSpacingd(["image", "label"], pixel_size_um=0.2, mode=("bilinear", "nearest"))(item)
+    assert out["image"].shape == out["label"].shape
+    assert set(torch.unique(out["label"]).tolist()) <= {0.0, 1.0}
