@@ -58,7 +58,9 @@ _SEED_DEPTH_UM = 0.05
 
 def _keep_large(labels: np.ndarray, voxel_um3: float, min_volume_um3: float) -> np.ndarray:
     """Per label id, whether its component reaches ``min_volume_um3``; shape (labels.max() + 1,), id 0 False."""
-    keep = np.bincount(labels.ravel()) * voxel_um3 >= min_volume_um3
+    # counted over the labelled voxels only: bincount of the whole volume casts it to int64 first
+    n = int(labels.max(initial=0))
+    keep = np.bincount(labels[labels > 0], minlength=n + 1) * voxel_um3 >= min_volume_um3
     keep[0] = False
     return keep
 
@@ -151,11 +153,17 @@ def cell_margin(contrast: np.ndarray, share: float = RELATIVE_MARGIN, noise_mult
 
 def _raster_order(labels: np.ndarray) -> np.ndarray:
     """Ids renumbered 1..n in the raster order of each region's first voxel (as ``ndimage.label`` numbers)."""
-    ids, first = np.unique(labels.ravel(), return_index=True)
-    keep = ids > 0
-    ids, first = ids[keep], first[keep]
-    lut = np.zeros(int(labels.max()) + 1 if labels.size else 1, dtype=np.int32)
-    lut[ids[np.argsort(first)]] = np.arange(1, ids.size + 1, dtype=np.int32)
+    # each region's first voxel from within its bounding box: a whole-volume np.unique would sort
+    # a copy of the volume and index it in int64, several times the labels' memory
+    ids, first = [], []
+    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        local = np.unravel_index(int(np.argmax(labels[box] == i)), tuple(b.stop - b.start for b in box))
+        ids.append(i)
+        first.append(np.ravel_multi_index(tuple(b.start + k for b, k in zip(box, local)), labels.shape))
+    lut = np.zeros(int(labels.max(initial=0)) + 1, dtype=np.int32)
+    lut[np.asarray(ids, dtype=np.intp)[np.argsort(first)]] = np.arange(1, len(ids) + 1, dtype=np.int32)
     return lut[labels]
 
 
