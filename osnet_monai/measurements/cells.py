@@ -114,14 +114,15 @@ def cell_mask_from_ri(
     if margin is None:
         margin = cell_margin(ri - medium_ri)
     mask = ri > (medium_ri + margin)
-    # xy-only connectivity: background regions enclosed within a section are holes
-    in_plane = np.zeros((3, 3, 3), dtype=bool)
-    in_plane[:, :, 1] = ndimage.generate_binary_structure(2, 1)
-    bg, n_bg = ndimage.label(~mask, structure=in_plane)
-    touches_border = np.zeros(n_bg + 1, dtype=bool)
-    for face in (bg[0], bg[-1], bg[:, 0], bg[:, -1]):
-        touches_border[np.unique(face)] = True
-    mask |= ~touches_border[bg]
+    # xy-only connectivity: background regions enclosed within a section are holes; labelled one
+    # section at a time, so the labels are a section's and not a whole volume's int32
+    in_plane = ndimage.generate_binary_structure(2, 1)
+    for z in range(mask.shape[2]):
+        bg, n_bg = ndimage.label(~mask[:, :, z], structure=in_plane)
+        touches_border = np.zeros(n_bg + 1, dtype=bool)
+        for edge in (bg[0], bg[-1], bg[:, 0], bg[:, -1]):
+            touches_border[edge] = True
+        mask[:, :, z] |= ~touches_border[bg]
     cells, _ = ndimage.label(mask)
     return _keep_large(cells, float(np.prod(spacing)), min_volume_um3)[cells]
 
@@ -404,5 +405,6 @@ def label_cells(
         nid, comp = divmod(key, n_comp)
         if count > share[nid]:
             home[nid], share[nid] = comp, count
-    cells[(cells > 0) & (components != home[cells])] = 0
-    return cells.astype(np.int32)
+    # int32 lookups, no copy at the end: on a large stack each whole-volume int64 array is twice its size
+    cells[(cells > 0) & (components != home.astype(np.int32)[cells])] = 0
+    return cells.astype(np.int32, copy=False)
