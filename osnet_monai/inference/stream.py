@@ -151,29 +151,33 @@ class TomogramStream(IterableDataset):
         self.frame_counts[path] = source.n_frames
         self.frames_read[path] = 0
         for t in range(source.n_frames):
-            ri, meta = source.read(t)
-            with warnings.catch_warnings():
-                # the reader's frame is read-only (not copied); no transform writes into it
-                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                tensor = torch.from_numpy(ri)
-            image = MetaTensor(tensor, affine=torch.as_tensor(meta["affine"]),
-                               meta={k: v for k, v in meta.items() if k != "affine"})  # MetaTensor warns on both
-            item = {
-                "image": image,
-                "ri": ri,
-                "name": file_stem(path),
-                "path": path,
-                "frame": t,
-                "n_frames": source.n_frames,
-                "time_s": float(meta.get("time_s", t)),
-                "time_step_s": float(source.meta.get("time_step_s") or 0.0),
-            }
-            if meta.get("medium_ri") is not None:
-                item["medium_ri"] = float(meta["medium_ri"])
-            item = self.transform(item) if self.transform is not None else item
+            # built in a helper and yielded at once: a local kept across the yield would hold the
+            # frame's RI for as long as the caller works on it, beside the caller's own copy
+            yield self._item(source, path, t)
             self.frames_read[path] += 1
-            yield item
         self.completed.append(path)
+
+    def _item(self, source, path: str, t: int) -> dict:
+        ri, meta = source.read(t)
+        with warnings.catch_warnings():
+            # the reader's frame is read-only (not copied); no transform writes into it
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            tensor = torch.from_numpy(ri)
+        image = MetaTensor(tensor, affine=torch.as_tensor(meta["affine"]),
+                           meta={k: v for k, v in meta.items() if k != "affine"})  # MetaTensor warns on both
+        item = {
+            "image": image,
+            "ri": ri,
+            "name": file_stem(path),
+            "path": path,
+            "frame": t,
+            "n_frames": source.n_frames,
+            "time_s": float(meta.get("time_s", t)),
+            "time_step_s": float(source.meta.get("time_step_s") or 0.0),
+        }
+        if meta.get("medium_ri") is not None:
+            item["medium_ri"] = float(meta["medium_ri"])
+        return self.transform(item) if self.transform is not None else item
 
     def expected_frames(self) -> int:
         """Frames this run will yield, as far as known now: each file's count once opened, before that
