@@ -507,19 +507,123 @@ def write_large_stack(shape: Sequence[int], work: Path) -> Path:
     return write_nifti(path, stack, field.preset.voxel_size_um, medium_ri=field.preset.medium_ri)
 
 
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def run_fresh_capped(task: str, kwargs: dict, cap_mb: float) -> Any:
+    """:func:`run_fresh`, stopped once the process's resident memory passes ``cap_mb`` (a run that
+    would take the machine's memory is measured as far as the cap, not left to the OOM killer).
+    Returns the task's result, or ``{"stopped_above_mb": cap_mb}``."""
+    process = start_fresh(task, kwargs)
+    while True:
+        try:
+            stdout, stderr = process.communicate(timeout=1.0)
+            return _result(task, process.returncode, stdout, stderr)
+        except subprocess.TimeoutExpired:
+            if _rss_mb(process.pid) > cap_mb:
+                process.kill()
+                process.communicate()
+                return {"stopped_above_mb": cap_mb}
+
+
+def stage_memory(image: str, checkpoint: str) -> list[list]:
+    """Each stage of ``segment``'s pipeline on the first frame of ``image``, one after another in this
+    process: ``[stage, MB resident before it, peak MB while it ran, MB after it]``, the peak taken
+    from ``VmHWM`` reset before each stage (``/proc/self/clear_refs``). The stages are inference.json's
+    preprocessing transforms, the inferer, its postprocessing transforms and the writer's steps.
+    Meant for a fresh process (:func:`run_fresh` ``"stage_memory"``)."""
+    import numpy as np
+    import torch
+
+    from osnet_monai.inference import TomogramStream, fix_malloc_mmap_threshold
+    from osnet_monai.inference.figures import overlay_sections
+    from osnet_monai.inference.postprocessing import voxel_spacing
+    from osnet_monai.measurements import NucleusTracker, cell_mask_from_ri, label_cells, measure_nuclei
+
+    parser = bundle_config("inference.json")
+    parser.update({"ckpt_path": str(checkpoint)})
+    fix_malloc_mmap_threshold(parser.get_parsed_content("malloc_mmap_threshold"))
+    state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+    parser.get_parsed_content("network").load_state_dict(state.get("model", state))
+    network = parser.get_parsed_content("inference_network").eval()
+    inferer = parser.get_parsed_content("inferer")
+    rows: list[list] = []
+
+    def stage(name: str, run: Callable[[], Any]) -> Any:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")  # resets VmHWM to the current resident size
+        before = _rss_mb(os.getpid())
+        out = run()
+        rows.append([name, round(before), round(high_water_mb()), round(_rss_mb(os.getpid()))])
+        return out
+
+    item = stage("read the frame", lambda: next(iter(TomogramStream([str(image)]))))
+    for transform in parser.get_parsed_content("preprocessing").transforms:
+        item = stage(type(transform).__name__, lambda: transform(item))
+    with torch.no_grad():
+        item["pred"] = stage("network (inferer)", lambda: inferer(item["image"][None], network)[0])
+    for transform in parser.get_parsed_content("postprocessing").transforms:
+        item = stage(type(transform).__name__, lambda: transform(item))
+    labels, ri = np.asarray(item["pred"])[0], item["ri"]
+    medium, spacing = float(item["medium_ri"]), voxel_spacing(item["pred"].affine)
+    labels = stage("track ids", lambda: NucleusTracker(spacing)(labels))
+    cells_mask = stage("cell mask", lambda: cell_mask_from_ri(ri, medium, spacing))
+    cells = stage("cell instances", lambda: label_cells(cells_mask, labels, spacing))
+    stage("measurements", lambda: measure_nuclei(labels, ri, spacing, medium, cell_labels_xyz=cells))
+    stage("overlay figure", lambda: overlay_sections(ri, labels))
+    return rows
+
+
+#: the stage profile's stack: big enough that the frame dominates, small enough for any machine
+STAGE_MEMORY_SHAPE = (1024, 1024, 100)
+
+
 def memory_ceiling(work: Path, checkpoint: Path, quick: bool = False) -> dict:
     """Peak memory of ``segment`` with inference.json's settings, each in a fresh process: on a large
     stack (:data:`LARGE_STACK_SHAPE`, a quarter of it in x-y when ``quick``) against
-    :data:`LARGE_STACK_CEILING_MB`, and over a long series (40 frames, 6 when ``quick``) with the
-    peak after every frame."""
+    :data:`LARGE_STACK_CEILING_MB` (stopped at twice the ceiling or when the machine's memory runs
+    short), each stage's peak on a smaller stack (:func:`stage_memory`), and a long series (40
+    frames, 6 when ``quick``) with the peak after every frame."""
     shape = (1024, 1024, 50) if quick else LARGE_STACK_SHAPE
     stack = write_large_stack(shape, work)
-    large = run_fresh("segment_peak", {"image": str(stack), "out": str(work / "out_stack"), "checkpoint": str(checkpoint)})
+    cap_mb = min(2 * LARGE_STACK_CEILING_MB, 0.8 * _available_mb())
+    large = run_fresh_capped("segment_peak", {"image": str(stack), "out": str(work / "out_stack"),
+                                              "checkpoint": str(checkpoint)}, cap_mb)
     stack.unlink()
+    staged = write_large_stack((512, 512, 50) if quick else STAGE_MEMORY_SHAPE, work)
+    stages = run_fresh("stage_memory", {"image": str(staged), "checkpoint": str(checkpoint)})
+    staged_shape = [int(n) for n in _nifti_shape(staged)]
+    staged.unlink()
     frames = 6 if quick else 40
     series = write_series(frames, work)
     long = run_fresh("segment_peak", {"image": str(series), "out": str(work / "out_long"), "checkpoint": str(checkpoint)})
-    return {"stack_shape": list(shape), "stack": large, "ceiling_mb": LARGE_STACK_CEILING_MB, "series_frames": frames, "series": long}
+    return {"stack_shape": list(shape), "stack": large, "ceiling_mb": LARGE_STACK_CEILING_MB,
+            "stages_shape": staged_shape, "stages": stages, "series_frames": frames, "series": long}
+
+
+def _nifti_shape(path: Path) -> tuple[int, ...]:
+    import nibabel as nib
+
+    return tuple(nib.load(path).shape)
+
+
+def _available_mb() -> float:
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float(4 * LARGE_STACK_CEILING_MB)
 
 
 def network_alone_settings(settings: dict, threads: int, batches: list[int]) -> dict[str, tuple[list[int], int | None, dict]]:
@@ -759,6 +863,7 @@ FRESH_TASKS: dict[str, Callable[..., Any]] = {
     "segment_peak": segment_peak,
     "stage_profile": stage_profile,
     "network_alone": network_alone,
+    "stage_memory": stage_memory,
 }
 
 

@@ -180,6 +180,22 @@ def test_segment_peak_and_stage_profile_on_a_small_series(ellipsoid_dataset, unt
     assert profile["whole run (segment)"] > 0 and profile["figures"] == 0.0
 
 
+def test_stage_memory_walks_every_stage_of_the_pipeline(ellipsoid_dataset, untrained_checkpoint):
+    image = ellipsoid_dataset / "images" / "cell0.nii.gz"
+    rows = benchmarking.stage_memory(str(image), str(untrained_checkpoint))
+    names = [row[0] for row in rows]
+    assert names[0] == "read the frame" and "network (inferer)" in names and "LabelNucleid" in names
+    assert names[-3:] == ["cell instances", "measurements", "overlay figure"]
+    assert all(before > 0 and peak >= before and after > 0 for _, before, peak, after in rows)
+
+
+def test_capped_run_stops_a_process_above_its_cap(ellipsoid_dataset, untrained_checkpoint, tmp_path):
+    image = ellipsoid_dataset / "images" / "cell0.nii.gz"
+    result = benchmarking.run_fresh_capped("segment_peak", {"image": str(image), "out": str(tmp_path / "out"),
+                                                            "checkpoint": str(untrained_checkpoint)}, cap_mb=50.0)
+    assert result == {"stopped_above_mb": 50.0}  # a Python process with torch is resident far above 50 MB
+
+
 
 @pytest.mark.parametrize("peak_mb, verdict", [(6000.0, "met"), (9000.0, "NOT met")])
 def test_report_states_the_memory_ceiling(tmp_path, peak_mb, verdict):
@@ -187,9 +203,19 @@ def test_report_states_the_memory_ceiling(tmp_path, peak_mb, verdict):
     results["memory"] = {"stack_shape": [2048, 2048, 200], "ceiling_mb": 8192,
                          "stack": {"seconds": 300.0, "peak_mb": peak_mb, "after_frame": [int(peak_mb)]},
                          "series_frames": 3, "series": {"seconds": 30.0, "peak_mb": 1010.0, "after_frame": [990, 1005, 1010]}}
+    results["memory"].update(stages_shape=[1024, 1024, 100], stages=[["cell mask", 1000, 1800, 1100]])
     text = write_report(results, tmp_path / "bench.md").read_text()
     assert f"**peak {peak_mb / 1024:.1f} GB**" in text and f"(target: within 8 GB: {verdict})" in text
     assert "| 990 | 1005 | 1010 | +5.0 |" in text.splitlines()
+    assert "| cell mask | 2.00 | 2.75 |" in text.splitlines()  # 800 MB over a 400 MB stack
+
+
+def test_report_states_a_run_stopped_at_the_cap(tmp_path):
+    results = tiny_results()
+    results["memory"] = {"stack_shape": [2048, 2048, 200], "ceiling_mb": 8192, "stack": {"stopped_above_mb": 16384.0},
+                         "series_frames": 3, "series": {"seconds": 30.0, "peak_mb": 1010.0, "after_frame": [990, 1005, 1010]}}
+    text = write_report(results, tmp_path / "bench.md").read_text()
+    assert "**stopped above 16.0 GB** (5.1 times the stack; target: within 8 GB: NOT met)" in text
 
 
 def test_large_stack_holds_the_cells_in_the_medium(tmp_path):
