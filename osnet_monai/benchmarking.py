@@ -282,16 +282,24 @@ def slice_inferer_rate(volume_sections: int, skip_empty: bool, cell_share: float
     return volume_sections / best_time(run, repeats, warmup=0)
 
 
-def high_water_mb() -> float:
-    """This process's peak resident memory in MB: ``VmHWM``, not ``ru_maxrss`` (Linux carries the
-    parent's peak into a child's ``ru_maxrss`` across fork and exec)."""
+def _status_mb(field: str, pid: int | str = "self") -> float | None:
+    """A memory field of ``/proc/PID/status`` (``VmHWM``, ``VmRSS``) in MB; None where there is none."""
     try:
-        with open("/proc/self/status") as status:
+        with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
+
+
+def high_water_mb() -> float:
+    """This process's peak resident memory in MB: ``VmHWM``, not ``ru_maxrss`` (Linux carries the
+    parent's peak into a child's ``ru_maxrss`` across fork and exec)."""
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -508,14 +516,7 @@ def write_large_stack(shape: Sequence[int], work: Path) -> Path:
 
 
 def _rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return _status_mb("VmRSS", pid) or 0.0
 
 
 def run_fresh_capped(task: str, kwargs: dict, cap_mb: float) -> Any:
