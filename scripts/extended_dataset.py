@@ -3,12 +3,14 @@ and hx1 presets), with the default set's validation list kept for checkpoint sel
 
     python scripts/extended_dataset.py OUT            # 40 fields per style, 10 per preset (about 25 CPU-minutes)
     python scripts/extended_dataset.py OUT --per-style 10 --per-preset 0
+    python scripts/extended_dataset.py OUT2 --first-seed 32001   # another set of new fields
 
 Writes ``OUT/STYLE/`` (images/, labels/, datalist.json per source) and ``OUT/datalist.json`` (absolute
 paths): the training list is the default set's plus every new field, the validation list the default
 set's alone, so a model trained on it is selected on the same files as every earlier one. Train with
-``--dataset_dir OUT``. Each source has its own seed (31001, 31002, ...), none of the evaluation seeds
-(9100, 9200, 9300, 9400) and not the default set's (2024). Finished sources are kept (resumable).
+``--dataset_dir OUT``. Each source has its own seed (``--first-seed``, 31001 by default, then 31002, ...),
+none of the evaluation seeds (9100, 9200, 9300, 9400) and not the default set's (2024). Finished
+sources are kept (resumable).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from osnet_monai.phantoms import ensure_default_dataset, generate_dataset
 from osnet_monai.phantoms.styles import STYLES
 
 REPO = Path(__file__).resolve().parents[1]
-#: the sources in order; each one's seed is FIRST_SEED + its place
+#: the sources in order; each one's seed is the first seed + its place
 SOURCES = ("beam", "organic", "classic", "spectral", "ht2h", "hx1")
 FIRST_SEED = 31001
 
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--default-dataset", default=str(REPO / "bundle" / "cache" / "default_dataset"),
                         help="the default data set's folder (generated there when missing)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: up to 2)")
+    parser.add_argument("--first-seed", type=int, default=FIRST_SEED,
+                        help=f"seed of the first source, the others follow (default {FIRST_SEED})")
     args = parser.parse_args(argv)
     out = Path(args.out)
     default = find_dataset(Path(ensure_default_dataset(args.default_dataset)).parent)
@@ -46,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         folder = out / source
         if not (folder / "datalist.json").is_file():
-            generate_dataset(folder, n, seed=FIRST_SEED + place, preset=source, validation_fraction=0.0,
+            generate_dataset(folder, n, seed=args.first_seed + place, preset=source, validation_fraction=0.0,
                              workers=args.workers, name=f"osnet-phantoms-extended-{source}")
         training += find_dataset(folder)["training"]
         print(f"{source}: {n} fields in {folder}", flush=True)
