@@ -599,21 +599,15 @@ def memory_ceiling(work: Path, checkpoint: Path, quick: bool = False) -> dict:
     large = run_fresh_capped("segment_peak", {"image": str(stack), "out": str(work / "out_stack"),
                                               "checkpoint": str(checkpoint)}, cap_mb)
     stack.unlink()
-    staged = write_large_stack((512, 512, 50) if quick else STAGE_MEMORY_SHAPE, work)
+    staged_shape = list((512, 512, 50) if quick else STAGE_MEMORY_SHAPE)
+    staged = write_large_stack(staged_shape, work)
     stages = run_fresh("stage_memory", {"image": str(staged), "checkpoint": str(checkpoint)})
-    staged_shape = [int(n) for n in _nifti_shape(staged)]
     staged.unlink()
     frames = 6 if quick else 40
     series = write_series(frames, work)
     long = run_fresh("segment_peak", {"image": str(series), "out": str(work / "out_long"), "checkpoint": str(checkpoint)})
     return {"stack_shape": list(shape), "stack": large, "ceiling_mb": LARGE_STACK_CEILING_MB,
             "stages_shape": staged_shape, "stages": stages, "series_frames": frames, "series": long}
-
-
-def _nifti_shape(path: Path) -> tuple[int, ...]:
-    import nibabel as nib
-
-    return tuple(nib.load(path).shape)
 
 
 def _available_mb() -> float:
