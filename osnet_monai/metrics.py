@@ -445,44 +445,59 @@ class WorstGroupDice(Metric):
     """Mean Dice per group (per phantom style), reduced to the worst group: model selection by the
     worst instrument, not by the mean.
 
-    Feed ``(y_pred, y, groups)``: binary ``(B, 1, ...)`` tensors (or lists of ``(1, ...)``) and one
-    group name per image. An image with empty ground truth is left out (as ``DiceMetric(ignore_empty=True)``).
-    ``compute()`` returns the lowest per-group mean; the per-group means are kept in ``self.per_group``
-    and, when attached, in ``engine.state.metric_details[name]``.
+    Feed ``(y_pred, y, ids)``: binary ``(B, 1, ...)`` tensors (or lists of ``(1, ...)``) and one
+    id per image (e.g. its ``cell_id``), which ``group_fn`` maps to its group. By default each image
+    is scored on its own and an image with empty ground truth is left out (as
+    ``DiceMetric(ignore_empty=True)``). With ``per_volume`` the images are sections and the counts of
+    all sections with one id are pooled: each volume's 3D Dice (fed every section of it, see
+    ``SectionDataset(whole_volumes=True)``, false alarms in nucleus-free sections count), then the
+    mean per group over volumes with nucleus. ``compute()`` returns the lowest per-group mean; the
+    per-group means are kept in ``self.per_group`` and, when attached, in
+    ``engine.state.metric_details[name]``.
 
     Args:
-        group_fn: maps the third item (e.g. a ``cell_id``) to its group. Defaults to :func:`style_of`.
+        group_fn: maps an id to its group. Defaults to :func:`style_of`.
         output_transform: e.g. ``monai.handlers.from_engine(["pred", "label", "group"])``.
+        per_volume: pool the counts per id (3D Dice per volume) instead of scoring each image.
     """
 
-    def __init__(self, group_fn: Callable[[str], str] = style_of, output_transform: Callable = lambda x: x) -> None:
+    def __init__(
+        self, group_fn: Callable[[str], str] = style_of, output_transform: Callable = lambda x: x, per_volume: bool = False
+    ) -> None:
         self.group_fn = group_fn
+        self.per_volume = per_volume
         self.per_group: dict[str, float] = {}
         super().__init__(output_transform=output_transform)
 
     @reinit__is_reduced
     def reset(self) -> None:
-        self._sums: dict[str, float] = {}
-        self._counts: dict[str, int] = {}
+        self._dice: dict[str, list[float]] = {}
+        self._volumes: dict[str, list[float]] = {}  # id -> [intersection, predicted + true, true]
 
     @reinit__is_reduced
     def update(self, output) -> None:
-        y_pred, y, groups = output
+        y_pred, y, ids = output
         if isinstance(y_pred, (list, tuple)):
             y_pred, y = torch.stack([torch.as_tensor(p) for p in y_pred]), torch.stack([torch.as_tensor(t) for t in y])
-        groups = [groups] if isinstance(groups, str) else list(groups)
+        ids = [ids] if isinstance(ids, str) else list(ids)
         p = (y_pred > 0.5).flatten(1).float()
         t = (y > 0.5).flatten(1).float()
-        inter, total = (p * t).sum(1), p.sum(1) + t.sum(1)
-        for g, i, tot, has in zip(groups, inter.tolist(), total.tolist(), (t.sum(1) > 0).tolist()):
-            if not has:
-                continue
-            key = self.group_fn(g)
-            self._sums[key] = self._sums.get(key, 0.0) + 2 * i / tot
-            self._counts[key] = self._counts.get(key, 0) + 1
+        counts = zip(ids, (p * t).sum(1).tolist(), (p.sum(1) + t.sum(1)).tolist(), t.sum(1).tolist())
+        for name, inter, total, true in counts:
+            if self.per_volume:
+                acc = self._volumes.setdefault(str(name), [0.0, 0.0, 0.0])
+                acc[0], acc[1], acc[2] = acc[0] + inter, acc[1] + total, acc[2] + true
+            elif true > 0:
+                self._dice.setdefault(self.group_fn(name), []).append(2 * inter / total)
 
     def compute(self) -> float:
-        self.per_group = {k: self._sums[k] / self._counts[k] for k in sorted(self._sums)}
+        dice = self._dice
+        if self.per_volume:
+            dice = {}
+            for name, (inter, total, true) in self._volumes.items():
+                if true > 0:
+                    dice.setdefault(self.group_fn(name), []).append(2 * inter / total)
+        self.per_group = {k: sum(v) / len(v) for k, v in sorted(dice.items())}
         return min(self.per_group.values()) if self.per_group else float("nan")
 
     def completed(self, engine, name: str) -> None:

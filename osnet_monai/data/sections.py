@@ -68,6 +68,9 @@ class SectionDataset(Dataset):
         keys: image and label keys.
         seed: seed for the choice of nucleus-free sections.
         context: neighbouring sections on each side given as extra channels (2.5D). Defaults to 0.
+        whole_volumes: keep every section of every frame, in order, whatever its content
+            (``empty_share`` and ``min_nucleus_pixels`` then do not apply): a per-volume metric then
+            scores 3D Dice, false alarms above and below the nucleus included, as a whole stack is segmented.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class SectionDataset(Dataset):
         keys: Sequence[str] = ("image", "label"),
         seed: int = 0,
         context: int = 0,
+        whole_volumes: bool = False,
     ) -> None:
         if context < 0:
             raise ValueError(f"context must be >= 0, got {context}.")
@@ -99,15 +103,19 @@ class SectionDataset(Dataset):
         self.sections: list[dict[str, Any]] = []
         self.n_empty = 0
         for item in self.data:
-            nucleus, empty = self._split(volume_transform(dict(item)), min_nucleus_pixels, cell_threshold)
+            nucleus, empty = self._split(volume_transform(dict(item)), min_nucleus_pixels, cell_threshold, whole_volumes)
+            if whole_volumes:
+                self.sections.extend(nucleus)
+                continue
             n_keep = min(len(empty), int(round(empty_share * len(nucleus))))
             chosen = [empty[i] for i in sorted(rng.choice(len(empty), n_keep, replace=False))] if n_keep else []
             self.sections.extend(nucleus + chosen)
             self.n_empty += len(chosen)
         self.n_augmented = int(round(augmented_share * len(self.sections)))
 
-    def _split(self, volume: dict, min_nucleus_pixels: int, cell_threshold: float) -> tuple[list, list]:
-        """Cuts a ``(C, X, Y, Z)`` volume pair into sections: (nucleus sections, nucleus-free sections with cell)."""
+    def _split(self, volume: dict, min_nucleus_pixels: int, cell_threshold: float, whole: bool = False) -> tuple[list, list]:
+        """Cuts a ``(C, X, Y, Z)`` volume pair into sections: (nucleus sections, nucleus-free sections with
+        cell); ``whole``: (every section in order, [])."""
         image = torch.as_tensor(volume[self.image_key]).float()
         label = torch.as_tensor(volume[self.label_key])
         if image.dim() != 4 or image.shape != label.shape:
@@ -130,7 +138,7 @@ class SectionDataset(Dataset):
                     "name": f"{name}_t{t:03d}_z{z:03d}",
                     "cell_id": name,
                 }
-                if pixels[t, z] >= min_nucleus_pixels:
+                if whole or pixels[t, z] >= min_nucleus_pixels:
                     nucleus.append(section)
                 elif has_cell[t, z]:
                     empty.append(section)

@@ -128,6 +128,14 @@ def test_section_dataset_keeps_nucleus_sections_and_empty_share():
         assert z in (1, 2, 3, 4)  # empty sections are chosen where the cell is
 
 
+def test_section_dataset_whole_volumes_keeps_every_section_in_order():
+    ds = SectionDataset([_volume_item()], volume_transform=lambda d: d, empty_share=0.5, whole_volumes=True)
+    # 2 frames x 6 sections: nucleus, cell-only and empty sections (z 0 and 5 show no cell) alike
+    assert [s["name"] for s in ds.sections] == [f"cellA_t{t:03d}_z{z:03d}" for t in range(2) for z in range(6)]
+    assert ds.n_empty == 0 and len(ds) == 12
+    assert [int(s["label"].sum() > 0) for s in ds.sections[:6]] == [0, 0, 1, 1, 0, 0]
+
+
 def test_section_dataset_augmented_copies():
     calls = []
 

@@ -110,6 +110,34 @@ def test_worst_group_dice_reports_the_worst_style():
     assert style_of("classic-t3-001") == "classic"
 
 
+def test_worst_group_dice_per_volume_pools_sections_and_counts_false_alarms():
+    truth = torch.zeros(4, 1, 4, 4)
+    truth[1:3] = 1  # the nucleus spans sections 1 and 2 of a 4-section volume
+    pred = truth.clone()
+    pred[3] = 1  # a false alarm above the nucleus: 32 true, 48 predicted voxels
+    per_section, per_volume = WorstGroupDice(), WorstGroupDice(per_volume=True)
+    for metric in (per_section, per_volume):
+        for z in range(4):  # fed one section at a time, as the validation loader does
+            metric.update((pred[z : z + 1], truth[z : z + 1], ["beam-3d-000"]))
+        metric.update((truth, truth, ["classic-3d-000"] * 4))
+        metric.update((pred, torch.zeros_like(pred), ["classic-3d-001"] * 4))  # no nucleus: left out
+    assert per_section.compute() == pytest.approx(1.0)  # the false alarm's section has no truth
+    assert per_volume.compute() == pytest.approx(2 * 32 / (32 + 48))
+    assert per_volume.per_group == pytest.approx({"beam": 0.8, "classic": 1.0})
+
+
+def test_group_metrics_logger_writes_every_group(caplog):
+    from types import SimpleNamespace
+
+    from osnet_monai.handlers import GroupMetricsLogger
+
+    engine = SimpleNamespace(state=SimpleNamespace(epoch=3, metric_details={"worst": {"beam": 0.4, "classic": 0.8}}))
+    with caplog.at_level("INFO", logger="StatsHandler"):
+        GroupMetricsLogger("worst")(engine)
+        GroupMetricsLogger("absent")(engine)
+    assert caplog.messages == ["Epoch[3] worst by group -- beam: 0.4000 classic: 0.8000 mean: 0.6000"]
+
+
 def test_every_style_is_listed_and_described(capsys):
     from osnet_monai.cli import main
 
