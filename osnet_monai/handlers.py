@@ -18,7 +18,7 @@ BaseSaveHandler, _ = optional_import("ignite.handlers.checkpoint", "0.4.11", min
 
 __all__ = [
     "AtomicCheckpointSaver", "AtomicDiskSaver", "ResumeCheckpoint", "EMAUpdate", "GroupMetricsLogger", "ModelCardWriter",
-    "warmup_ema", "save_atomically",
+    "centre_input_channels", "warmup_ema", "save_atomically",
 ]
 
 
@@ -70,6 +70,30 @@ class AtomicCheckpointSaver(CheckpointSaver):
                 checkpoint.save_handler = AtomicDiskSaver(self.save_dir, fixed)
 
 
+def centre_input_channels(state: dict, target: dict) -> tuple[dict, list[str]]:
+    """``state`` with each input-layer weight that has fewer input channels than ``target``'s widened
+    to them: the old channels in the centre, zeros on either side (an odd count on both sides, as
+    2.5D input has: the section and its k neighbours each way). Returns the state and the widened names.
+
+    Only weights that differ in dimension 1 alone and are both odd are widened; any other mismatch
+    is left for ``load_state_dict`` to report.
+    """
+    out, widened = dict(state), []
+    for name, weight in state.items():
+        new = target.get(name)
+        if new is None or weight.dim() < 3 or new.shape == weight.shape:
+            continue
+        old_c, new_c = weight.shape[1], new.shape[1]
+        same_elsewhere = weight.shape[:1] + weight.shape[2:] == new.shape[:1] + new.shape[2:]
+        if same_elsewhere and old_c < new_c and old_c % 2 == 1 and new_c % 2 == 1:
+            grown = torch.zeros(new.shape, dtype=weight.dtype)
+            start = (new_c - old_c) // 2
+            grown[:, start : start + old_c] = weight
+            out[name] = grown
+            widened.append(name)
+    return out, widened
+
+
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
     return module.module if isinstance(module, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)) else module
 
@@ -98,7 +122,10 @@ class ResumeCheckpoint:
             saved and restored with the rest. Optional.
         scheduler: the learning-rate scheduler, saved and restored with the rest. Optional.
         pretrained: weights to start from when no unfinished run is resumed (fine-tuning), e.g. the
-            shipped ``models/model.pt``: a state dict, or a dict holding one under ``"model"``.
+            shipped ``models/model.pt``: a state dict, or a dict holding one under ``"model"``. A
+            2D model fine-tuned as 2.5D (more input sections than it was trained with) keeps its
+            first layer on the centre section and starts the neighbours' weights at zero
+            (:func:`centre_input_channels`), so the run starts from the pretrained model's output.
     """
 
     def __init__(
@@ -141,8 +168,11 @@ class ResumeCheckpoint:
         if not (self.resume and self._resume(engine)) and self.pretrained is not None:
             state = torch.load(self.pretrained, map_location="cpu", weights_only=True)
             state = state.get("model", state) if isinstance(state.get("model"), dict) else state
-            _unwrap(self.network).load_state_dict(state)
-            self.logger.info(f"Starting from the weights of {self.pretrained}.")
+            network = _unwrap(self.network)
+            state, widened = centre_input_channels(state, network.state_dict())
+            network.load_state_dict(state)
+            extra = f"; {', '.join(widened)} widened to the new input sections, neighbours at zero" if widened else ""
+            self.logger.info(f"Starting from the weights of {self.pretrained}{extra}.")
 
     def _resume(self, engine) -> bool:
         """Restores an unfinished run from ``path``; False when there is none."""

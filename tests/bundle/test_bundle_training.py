@@ -239,3 +239,30 @@ def test_pretrained_weights_that_do_not_exist_are_refused(tmp_path):
     network = torch.nn.Linear(3, 2)
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         ResumeCheckpoint(tmp_path / "last.pt", network, torch.optim.Adam(network.parameters()), pretrained=tmp_path / "nope.pt")
+
+
+def test_a_2d_model_fine_tuned_as_2_5d_starts_from_its_own_output(tmp_path):
+    """``pretrained`` with fewer input sections than the network: the first layer keeps the centre
+    section's weights and the neighbours start at zero, so the widened model answers as the 2D one."""
+    from ignite.engine import Engine
+
+    from osnet_monai.handlers import ResumeCheckpoint, centre_input_channels
+    from osnet_monai.networks import OSNet
+
+    torch.manual_seed(0)
+    flat = OSNet(in_channels=1, out_channels=1).eval()
+    weights = tmp_path / "model.pt"
+    torch.save(flat.state_dict(), weights)
+    wide = OSNet(in_channels=3, out_channels=1)
+    handler = ResumeCheckpoint(tmp_path / "last.pt", wide, torch.optim.Adam(wide.parameters()), resume=False, pretrained=weights)
+    handler.load(Engine(lambda e, b: None))
+    sections = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(wide.eval()(sections), flat(sections[:, 1:2]))
+    # a mismatch that is not a count of input sections is left for load_state_dict to report
+    state, widened = centre_input_channels({"w": torch.ones(4, 1, 3, 3)}, {"w": torch.ones(4, 2, 3, 3)})
+    assert widened == [] and state["w"].shape == (4, 1, 3, 3)
+    other = OSNet(in_channels=3, out_channels=2)
+    handler = ResumeCheckpoint(tmp_path / "last.pt", other, torch.optim.Adam(other.parameters()), resume=False, pretrained=weights)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        handler.load(Engine(lambda e, b: None))
