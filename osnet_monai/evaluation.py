@@ -25,6 +25,7 @@ __all__ = [
     "dice",
     "precision_recall",
     "false_alarm_sections",
+    "axial_false_voxels",
     "score_volumes",
     "contrast_scaled",
     "summary",
@@ -81,6 +82,23 @@ def false_alarm_sections(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int]
     return int((sections_pred & ~sections_truth).sum()), int((~sections_truth).sum())
 
 
+def axial_false_voxels(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int]:
+    """(false voxels above or below a true nucleus, all false voxels); arrays X, Y, Z[, T].
+
+    A false voxel is axial when its x-y column holds true nucleus in the same frame: the nucleus
+    reaches too far along z, where the missing cone stretches the cell, rather than beside it.
+
+    Examples:
+        >>> truth = np.zeros((3, 3, 6), bool); truth[1, 1, 2:4] = True
+        >>> pred = truth.copy(); pred[1, 1, 4:6] = True; pred[0, 0, 2] = True  # 2 above, 1 beside
+        >>> axial_false_voxels(pred, truth)
+        (2, 3)
+    """
+    false = pred & ~truth
+    columns = np.expand_dims(truth.any(axis=2), 2)
+    return int((false & columns).sum()), int(false.sum())
+
+
 def score_volumes(
     dataset_dir: str | os.PathLike, model: str | os.PathLike | None = None, out: str | os.PathLike | None = None, **overrides
 ) -> dict[str, dict]:
@@ -106,8 +124,13 @@ def score_volumes(
             pred = np.asarray(nib.load(out / f"{file_stem(image)}_nucleus.nii.gz").dataobj) > 0
             alarms, empty = false_alarm_sections(pred, truth)
             precision, recall = precision_recall(pred, truth)
+            axial, false = axial_false_voxels(pred, truth)
+            hit, missed = int((pred & truth).sum()), int((truth & ~pred).sum())
             scores[image.name] = {"dice": dice(pred, truth), "precision": precision, "recall": recall,
-                                  "false_alarm_sections": alarms, "nucleus_free_sections": empty}
+                                  "false_alarm_sections": alarms, "nucleus_free_sections": empty,
+                                  "axial_false_share": axial / false if false else 0.0,
+                                  # what a model that stopped the nucleus at its true z-ends would score
+                                  "dice_without_axial": 2 * hit / max(2 * hit + false - axial + missed, 1)}
     return scores
 
 
@@ -138,7 +161,8 @@ def contrast_scaled(dataset_dir: str | os.PathLike, factor: float, out_dir: str 
 
 def summary(scores: dict[str, dict]) -> dict[str, float]:
     """Mean and SD of the Dice over volumes, mean precision and recall, empty masks (nothing marked
-    where there is nucleus) and the share of nucleus-free sections marked.
+    where there is nucleus) and the share of nucleus-free sections marked; where the scores have
+    them, the mean share of false voxels above or below a true nucleus and the mean Dice without them.
 
     Examples:
         >>> s = summary({"a": {"dice": 0.8, "precision": 0.9, "recall": 0.7, "false_alarm_sections": 1,
@@ -151,6 +175,10 @@ def summary(scores: dict[str, dict]) -> dict[str, float]:
     values = [s["dice"] for s in scores.values()]
     empty = sum(s["nucleus_free_sections"] for s in scores.values())
     alarms = sum(s["false_alarm_sections"] for s in scores.values())
+    axial = {}
+    if all("axial_false_share" in s for s in scores.values()):
+        axial = {"axial_false_share_mean": statistics.mean(s["axial_false_share"] for s in scores.values()),
+                 "dice_without_axial_mean": statistics.mean(s["dice_without_axial"] for s in scores.values())}
     return {
         "dice_mean": statistics.mean(values),
         "dice_sd": statistics.stdev(values) if len(values) > 1 else 0.0,
@@ -159,6 +187,7 @@ def summary(scores: dict[str, dict]) -> dict[str, float]:
         "empty_masks": sum(1 for s in scores.values() if s.get("precision") == 1.0 and s.get("recall", 1.0) == 0.0),
         "false_alarm_rate": alarms / empty if empty else 0.0,
         "n": len(values),
+        **axial,
     }
 
 

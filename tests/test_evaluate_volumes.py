@@ -75,3 +75,17 @@ def test_script_is_the_command_over_the_package_scoring():
         assert getattr(script, name) is getattr(evaluation, name)
     assert evaluation.precision_recall(np.zeros(4, bool), np.ones(4, bool)) == (1.0, 0.0)
     assert all(type(v) is float for v in evaluation.precision_recall(np.zeros(4, bool), np.ones(4, bool)))
+
+
+def test_axial_false_voxels_count_per_frame():
+    """A false voxel in a nucleus's column counts as axial only in the frame that has the nucleus."""
+    from osnet_monai.evaluation import axial_false_voxels
+
+    truth = np.zeros((4, 4, 6, 2), bool)
+    truth[1, 1, 2:4, 0] = True  # the nucleus is in frame 0 only
+    pred = truth.copy()
+    pred[1, 1, 5, 0] = True  # above it: axial
+    pred[1, 1, 5, 1] = True  # the same column in frame 1, which has no nucleus: beside
+    pred[3, 3, 2, 0] = True  # another column: beside
+    assert axial_false_voxels(pred, truth) == (1, 3)
+    assert axial_false_voxels(truth, truth) == (0, 0)
